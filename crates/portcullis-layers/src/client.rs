@@ -1,0 +1,253 @@
+//! Who is the client? Trusted-proxy resolution done once (C3).
+//!
+//! The socket peer is the client unless the peer is a configured trusted proxy.
+//! Then `X-Forwarded-For` is walked from the right, skipping trusted proxies;
+//! the first address that is not trusted is the client. A malformed entry stops
+//! the walk at the nearest trusted hop, so garbage never becomes an identity.
+//! `X-Forwarded-Proto` is honoured only from a trusted peer as well.
+//!
+//! Every later decision (rate-limit keys, logs, forwarded headers, HSTS) reads
+//! the [`ClientInfo`] this layer stores; nothing else parses those headers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, HeaderName, Request};
+use ipnet::IpNet;
+use tower::{Layer, Service};
+
+/// `X-Forwarded-For`.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Real-IP`.
+pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Facts about the connection a request came in on, set by the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr {
+    /// The socket peer.
+    pub addr: SocketAddr,
+    /// Whether the connection is TLS.
+    pub https: bool,
+}
+
+/// The resolved client of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The client address.
+    pub ip: IpAddr,
+    /// Whether the client used HTTPS (to us, or to the trusted proxy in front).
+    pub https: bool,
+    /// Whether the socket peer is a trusted proxy.
+    pub peer_trusted: bool,
+}
+
+/// The set of trusted proxy networks.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+}
+
+impl TrustedProxies {
+    /// No trusted proxies: the socket peer is always the client.
+    pub fn none() -> Self {
+        TrustedProxies::default()
+    }
+
+    /// Trusts these networks.
+    pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
+        TrustedProxies { nets: nets.into_iter().collect() }
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.nets.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The trusted networks.
+    pub fn nets(&self) -> &[IpNet] {
+        &self.nets
+    }
+
+    /// Resolves the client of a request from its peer and headers.
+    pub fn resolve(&self, peer: &PeerAddr, headers: &HeaderMap) -> ClientInfo {
+        let peer_ip = peer.addr.ip().to_canonical();
+        if !self.contains(peer_ip) {
+            return ClientInfo { ip: peer_ip, https: peer.https, peer_trusted: false };
+        }
+        let mut client = peer_ip;
+        let mut entries: Vec<&str> = Vec::new();
+        for v in headers.get_all(X_FORWARDED_FOR) {
+            match v.to_str() {
+                Ok(s) => entries.extend(s.split(',')),
+                // Non-ASCII in the chain: stop at the peer.
+                Err(_) => entries.clear(),
+            }
+        }
+        for entry in entries.iter().rev() {
+            match parse_forwarded_ip(entry) {
+                Some(ip) => {
+                    client = ip;
+                    if !self.contains(ip) {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        let https = match headers.get(X_FORWARDED_PROTO).and_then(|v| v.to_str().ok()) {
+            Some(v) => match v.split(',').next().map(str::trim) {
+                Some(p) if p.eq_ignore_ascii_case("https") => true,
+                Some(p) if p.eq_ignore_ascii_case("http") => false,
+                _ => peer.https,
+            },
+            None => peer.https,
+        };
+        ClientInfo { ip: client, https, peer_trusted: true }
+    }
+}
+
+/// Parses one `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`,
+/// `[2001:db8::1]` or `[2001:db8::1]:80`.
+pub fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    let e = entry.trim();
+    if let Ok(ip) = e.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    if let Ok(sa) = e.parse::<SocketAddr>() {
+        return Some(sa.ip().to_canonical());
+    }
+    let inner = e.strip_prefix('[')?.strip_suffix(']')?;
+    inner.parse::<std::net::Ipv6Addr>().ok().map(|ip| IpAddr::V6(ip).to_canonical())
+}
+
+/// Resolves [`ClientInfo`] from the [`PeerAddr`] extension.
+///
+/// A request without a `PeerAddr` (not from a Portcullis listener) is resolved
+/// as coming from an untrusted `0.0.0.0` peer, so headers are never believed.
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct ClientInfoLayer {
+    trusted: std::sync::Arc<TrustedProxies>,
+}
+
+impl ClientInfoLayer {
+    /// Uses these trusted proxies.
+    pub fn new(trusted: TrustedProxies) -> Self {
+        ClientInfoLayer { trusted: std::sync::Arc::new(trusted) }
+    }
+}
+
+impl<S> Layer<S> for ClientInfoLayer {
+    type Service = ClientInfoService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientInfoService { inner, trusted: self.trusted.clone() }
+    }
+}
+
+/// The service of [`ClientInfoLayer`].
+#[derive(Clone, Debug)]
+pub struct ClientInfoService<S> {
+    inner: S,
+    trusted: std::sync::Arc<TrustedProxies>,
+}
+
+impl<S, B> Service<Request<B>> for ClientInfoService<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let peer = req.extensions().get::<PeerAddr>().copied().unwrap_or(PeerAddr {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            https: false,
+        });
+        let info = self.trusted.resolve(&peer, req.headers());
+        req.extensions_mut().insert(info);
+        self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trusted() -> TrustedProxies {
+        TrustedProxies::new(["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()])
+    }
+
+    fn resolve(peer: &str, xff: &[&str], xfp: Option<&str>) -> ClientInfo {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append(X_FORWARDED_FOR, v.parse().unwrap());
+        }
+        if let Some(p) = xfp {
+            h.insert(X_FORWARDED_PROTO, p.parse().unwrap());
+        }
+        let addr = SocketAddr::new(peer.parse().unwrap(), 1234);
+        trusted().resolve(&PeerAddr { addr, https: false }, &h)
+    }
+
+    // C3: a table of spoofing attempts and honest chains.
+    #[test]
+    fn c3_resolution_table() {
+        let cases: &[(&str, &[&str], &str)] = &[
+            // untrusted peer: headers are ignored entirely
+            ("203.0.113.9", &["1.1.1.1"], "203.0.113.9"),
+            ("203.0.113.9", &["10.0.0.1"], "203.0.113.9"),
+            // trusted peer: right-most untrusted
+            ("10.0.0.2", &["198.51.100.7"], "198.51.100.7"),
+            ("10.0.0.2", &["6.6.6.6, 198.51.100.7"], "198.51.100.7"),
+            ("10.0.0.2", &["6.6.6.6, 198.51.100.7, 10.1.1.1"], "198.51.100.7"),
+            ("10.0.0.2", &["6.6.6.6", "198.51.100.7"], "198.51.100.7"),
+            // garbage stops at the nearest trusted hop
+            ("10.0.0.2", &["6.6.6.6, garbage"], "10.0.0.2"),
+            ("10.0.0.2", &["6.6.6.6, garbage, 10.9.9.9"], "10.9.9.9"),
+            ("10.0.0.2", &[""], "10.0.0.2"),
+            // whole chain trusted: the left-most
+            ("10.0.0.2", &["10.3.3.3, 10.4.4.4"], "10.3.3.3"),
+            // ports and brackets
+            ("10.0.0.2", &["198.51.100.7:4711"], "198.51.100.7"),
+            ("10.0.0.2", &["[2001:db8::1]:443"], "2001:db8::1"),
+            ("10.0.0.2", &["2001:db8::1"], "2001:db8::1"),
+            // IPv4-mapped peers are treated as IPv4
+            ("::ffff:10.0.0.2", &["198.51.100.7"], "198.51.100.7"),
+            ("::ffff:203.0.113.9", &["198.51.100.7"], "203.0.113.9"),
+        ];
+        for (peer, xff, want) in cases {
+            let got = resolve(peer, xff, None);
+            assert_eq!(got.ip, want.parse::<IpAddr>().unwrap(), "peer {peer} xff {xff:?}");
+        }
+    }
+
+    #[test]
+    fn c3_proto_only_from_trusted_peer() {
+        assert!(!resolve("203.0.113.9", &[], Some("https")).https);
+        assert!(resolve("10.0.0.2", &[], Some("https")).https);
+        assert!(resolve("10.0.0.2", &[], Some("HTTPS, http")).https);
+        assert!(!resolve("10.0.0.2", &[], Some("gopher")).https);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(xff in ".{0,200}") {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = http::HeaderValue::from_str(&xff) {
+                h.insert(X_FORWARDED_FOR, v);
+            }
+            let addr = SocketAddr::from(([10, 0, 0, 1], 1));
+            let _ = trusted().resolve(&PeerAddr { addr, https: false }, &h);
+        }
+    }
+}

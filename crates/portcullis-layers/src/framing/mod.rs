@@ -1,0 +1,184 @@
+//! Request framing checks (C28): no request whose length is ambiguous.
+//!
+//! # What it stops
+//! Request smuggling (CL.TE, TE.CL, TE.TE): a front proxy and a back end that
+//! disagree about where a request ends. Portcullis refuses, with 400
+//! `ambiguous_framing` and `Connection: close`, any request that carries
+//! - `Content-Length` together with `Transfer-Encoding`,
+//! - more than one `Content-Length` or `Transfer-Encoding` field,
+//! - a `Content-Length` that is not a plain decimal number,
+//! - a `Transfer-Encoding` other than exactly `chunked`,
+//! - or that the connection-level tracker of the server marked as ambiguous
+//!   ([`FramingVerdict`]; hyper itself drops a `Content-Length` that comes with
+//!   `Transfer-Encoding`, so only the raw bytes show it).
+//!
+//! # Example
+//! ```
+//! use portcullis_layers::framing::{check_headers, FramingFault};
+//! let mut h = http::HeaderMap::new();
+//! h.insert("content-length", "5".parse().unwrap());
+//! assert_eq!(check_headers(&h), Ok(()));
+//! h.insert("transfer-encoding", "chunked".parse().unwrap());
+//! assert_eq!(check_headers(&h), Err(FramingFault::ContentLengthWithTransferEncoding));
+//! ```
+
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, header};
+use tower::{Layer, Service};
+
+use crate::future::OrReject;
+use crate::rejection::{RejectionKind, reject};
+
+/// A framing fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FramingFault {
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    ContentLengthWithTransferEncoding,
+    /// Several `Content-Length` fields or a list value.
+    MultipleContentLength,
+    /// A `Content-Length` that is not `1*DIGIT`.
+    MalformedContentLength,
+    /// Several `Transfer-Encoding` fields.
+    MultipleTransferEncoding,
+    /// A coding other than exactly `chunked`.
+    UnsupportedTransferEncoding,
+    /// The connection tracker lost sync with the byte stream.
+    Desync,
+}
+
+impl FramingFault {
+    /// A short reason for logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FramingFault::ContentLengthWithTransferEncoding => "cl_with_te",
+            FramingFault::MultipleContentLength => "multiple_cl",
+            FramingFault::MalformedContentLength => "malformed_cl",
+            FramingFault::MultipleTransferEncoding => "multiple_te",
+            FramingFault::UnsupportedTransferEncoding => "unsupported_te",
+            FramingFault::Desync => "desync",
+        }
+    }
+}
+
+/// The verdict of the server's connection-level framing tracker for one
+/// request, stored in the request extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FramingVerdict(pub Result<(), FramingFault>);
+
+/// Checks the framing headers of a request as parsed.
+pub fn check_headers(headers: &HeaderMap) -> Result<(), FramingFault> {
+    let mut cl = headers.get_all(header::CONTENT_LENGTH).iter();
+    let cl_first = cl.next();
+    if cl.next().is_some() {
+        return Err(FramingFault::MultipleContentLength);
+    }
+    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let te_first = te.next();
+    if te.next().is_some() {
+        return Err(FramingFault::MultipleTransferEncoding);
+    }
+    if cl_first.is_some() && te_first.is_some() {
+        return Err(FramingFault::ContentLengthWithTransferEncoding);
+    }
+    if let Some(v) = cl_first {
+        let b = v.as_bytes();
+        if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+            return Err(if b.contains(&b',') {
+                FramingFault::MultipleContentLength
+            } else {
+                FramingFault::MalformedContentLength
+            });
+        }
+    }
+    if let Some(v) = te_first {
+        if !v.as_bytes().eq_ignore_ascii_case(b"chunked") {
+            return Err(FramingFault::UnsupportedTransferEncoding);
+        }
+    }
+    Ok(())
+}
+
+/// Refuses requests with ambiguous framing.
+#[derive(Clone, Copy, Debug, Default)]
+#[must_use]
+pub struct FramingLayer;
+
+impl<S> Layer<S> for FramingLayer {
+    type Service = FramingService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        FramingService { inner }
+    }
+}
+
+/// The service of [`FramingLayer`].
+#[derive(Clone, Debug)]
+pub struct FramingService<S> {
+    inner: S,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for FramingService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = OrReject<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let verdict = req.extensions().get::<FramingVerdict>().map_or(Ok(()), |v| v.0);
+        match verdict.and_then(|()| check_headers(req.headers())) {
+            Ok(()) => OrReject::Inner { fut: self.inner.call(req) },
+            Err(fault) => {
+                tracing::debug!(reason = fault.as_str(), "framing refused");
+                OrReject::Rejected { res: Some(reject(&req, RejectionKind::AmbiguousFraming)) }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(pairs: &[(&str, &str)]) -> Result<(), FramingFault> {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        check_headers(&h)
+    }
+
+    // C28: smuggling shapes from the public record (CL.TE, TE.TE obfuscation).
+    #[test]
+    fn c28_framing_table() {
+        use FramingFault::*;
+        let table: &[(&[(&str, &str)], Result<(), FramingFault>)] = &[
+            (&[], Ok(())),
+            (&[("content-length", "10")], Ok(())),
+            (&[("transfer-encoding", "chunked")], Ok(())),
+            (&[("transfer-encoding", "Chunked")], Ok(())),
+            (&[("content-length", "10"), ("transfer-encoding", "chunked")], Err(ContentLengthWithTransferEncoding)),
+            (&[("content-length", "10"), ("content-length", "10")], Err(MultipleContentLength)),
+            (&[("content-length", "10, 11")], Err(MultipleContentLength)),
+            (&[("content-length", "+10")], Err(MalformedContentLength)),
+            (&[("content-length", "0x10")], Err(MalformedContentLength)),
+            (&[("content-length", "")], Err(MalformedContentLength)),
+            (&[("transfer-encoding", "chunked"), ("transfer-encoding", "identity")], Err(MultipleTransferEncoding)),
+            (&[("transfer-encoding", "gzip, chunked")], Err(UnsupportedTransferEncoding)),
+            (&[("transfer-encoding", "xchunked")], Err(UnsupportedTransferEncoding)),
+            (&[("transfer-encoding", "chunked ,")], Err(UnsupportedTransferEncoding)),
+            (&[("transfer-encoding", "identity")], Err(UnsupportedTransferEncoding)),
+        ];
+        for (headers, want) in table {
+            assert_eq!(check(headers), *want, "{headers:?}");
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Tower middleware for the production API security checklist.
+//!
+//! Each module is one control of the checklist (`C1` ... `C34`), usable on
+//! its own in any tower/hyper/axum stack, and used by the Portcullis gateway
+//! through the same builders. Modules:
+//!
+//! | module | controls | what |
+//! |---|---|---|
+//! | [`client`] | C3 | trusted-proxy client resolution |
+//! | [`request_id`] | C30 | request ids |
+//! | [`headers`] | C2 C5 C6 C7 | helmet headers, CSP, HSTS |
+//! | [`path`] | C28 | path canonicalisation |
+//! | [`framing`] | C28 | ambiguous framing refused |
+//! | [`limit`] | C13 C14 | body limits, body read timeout |
+//! | [`errors`] | C29 | upstream error pages replaced |
+//! | [`forwarded`] | C3 | hop-by-hop and forwarding headers |
+//! | [`rejection`] | C19 C29 | the one error table |
+//! | [`redact`] | C30 | secret redaction for logs |
+
+pub mod body;
+pub mod client;
+pub mod config_error;
+#[cfg(feature = "errors")]
+pub mod errors;
+pub mod forwarded;
+#[cfg(feature = "framing")]
+pub mod framing;
+pub mod future;
+#[cfg(feature = "headers")]
+pub mod headers;
+#[cfg(feature = "limit")]
+pub mod limit;
+#[cfg(feature = "path")]
+pub mod path;
+pub mod redact;
+pub mod rejection;
+pub mod request_id;
+
+pub use body::{Body, BoxError};
+pub use config_error::ConfigError;

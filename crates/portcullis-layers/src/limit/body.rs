@@ -1,0 +1,136 @@
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Buf;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use crate::BoxError;
+
+/// Why a limited body ended early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimitError {
+    /// More bytes than the limit.
+    TooLarge,
+    /// No frame within the idle timeout.
+    Timeout,
+}
+
+impl std::fmt::Display for BodyLimitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BodyLimitError::TooLarge => "request body over the limit",
+            BodyLimitError::Timeout => "request body read timed out",
+        })
+    }
+}
+
+impl std::error::Error for BodyLimitError {}
+
+/// Shared record of how a limited body ended, readable after the body is gone.
+#[derive(Clone, Debug, Default)]
+pub struct BodyOutcome(Arc<AtomicU8>);
+
+impl BodyOutcome {
+    fn set(&self, e: BodyLimitError) {
+        let v = match e {
+            BodyLimitError::TooLarge => 1,
+            BodyLimitError::Timeout => 2,
+        };
+        self.0.store(v, Ordering::Release);
+    }
+
+    /// The error the body ended with, if any.
+    pub fn get(&self) -> Option<BodyLimitError> {
+        match self.0.load(Ordering::Acquire) {
+            1 => Some(BodyLimitError::TooLarge),
+            2 => Some(BodyLimitError::Timeout),
+            _ => None,
+        }
+    }
+}
+
+pin_project! {
+    /// A body that errors once more than `max` bytes pass, or when idle too long.
+    pub struct LimitedBody<B> {
+        #[pin]
+        inner: B,
+        remaining: u64,
+        idle: Option<Duration>,
+        #[pin]
+        timer: Option<Sleep>,
+        outcome: BodyOutcome,
+        failed: bool,
+    }
+}
+
+impl<B> LimitedBody<B> {
+    /// Wraps `inner`.
+    pub fn new(inner: B, max: u64, idle: Option<Duration>, outcome: BodyOutcome) -> Self {
+        LimitedBody {
+            inner,
+            remaining: max,
+            idle,
+            timer: idle.map(tokio::time::sleep),
+            outcome,
+            failed: false,
+        }
+    }
+}
+
+impl<B> Body for LimitedBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
+        let mut this = self.project();
+        if *this.failed {
+            return Poll::Ready(None);
+        }
+        match this.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.remaining() as u64;
+                    if n > *this.remaining {
+                        *this.failed = true;
+                        this.outcome.set(BodyLimitError::TooLarge);
+                        return Poll::Ready(Some(Err(Box::new(BodyLimitError::TooLarge))));
+                    }
+                    *this.remaining -= n;
+                }
+                if let (Some(idle), Some(timer)) = (*this.idle, this.timer.as_mut().as_pin_mut()) {
+                    timer.reset(tokio::time::Instant::now() + idle);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if let Some(timer) = this.timer.as_mut().as_pin_mut() {
+                    if timer.poll(cx).is_ready() {
+                        *this.failed = true;
+                        this.outcome.set(BodyLimitError::Timeout);
+                        return Poll::Ready(Some(Err(Box::new(BodyLimitError::Timeout))));
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

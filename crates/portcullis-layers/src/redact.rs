@@ -1,0 +1,186 @@
+//! Redaction of secrets in anything that is logged (C30).
+//!
+//! Logs never carry headers; what they do carry (paths, upstream error
+//! bodies) passes through here first. Redacted: JWT-shaped tokens,
+//! `Bearer`/`Basic` credentials, values of secret-looking keys
+//! (`password=...`, `"token": "..."`), and long opaque path segments.
+
+use std::borrow::Cow;
+
+/// The replacement text.
+pub const REDACTED: &str = "[REDACTED]";
+
+const SECRET_KEYS: &[&str] = &[
+    "password", "passwd", "pwd", "secret", "token", "apikey", "api_key", "api-key", "authorization",
+    "cookie", "session", "sessionid", "access_token", "refresh_token", "client_secret", "private_key",
+];
+
+fn is_b64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Length of a JWT-shaped token at the start of `s` (`eyJ...` `.` ... `.` ...).
+fn jwt_len(s: &[u8]) -> Option<usize> {
+    if !s.starts_with(b"eyJ") {
+        return None;
+    }
+    let mut i = 0;
+    let mut dots = 0;
+    while i < s.len() && (is_b64url(s[i]) || s[i] == b'.') {
+        if s[i] == b'.' {
+            dots += 1;
+        }
+        i += 1;
+    }
+    (dots >= 1 && i >= 16).then_some(i)
+}
+
+/// Redacts secrets in free text (for example an upstream error body).
+pub fn redact_text(text: &str) -> Cow<'_, str> {
+    let b = text.as_bytes();
+    let mut out = String::new();
+    let mut last = 0;
+    let mut i = 0;
+    let mut changed = false;
+    while i < b.len() {
+        // JWT anywhere.
+        if (i == 0 || !is_b64url(b[i - 1])) && b[i] == b'e' {
+            if let Some(n) = jwt_len(&b[i..]) {
+                out.push_str(&text[last..i]);
+                out.push_str(REDACTED);
+                i += n;
+                last = i;
+                changed = true;
+                continue;
+            }
+        }
+        // `Bearer xxx` / `Basic xxx`.
+        for scheme in ["bearer ", "basic "] {
+            if b.len() >= i + scheme.len() && b[i..i + scheme.len()].eq_ignore_ascii_case(scheme.as_bytes()) {
+                let start = i + scheme.len();
+                let mut end = start;
+                while end < b.len() && (is_b64url(b[end]) || matches!(b[end], b'.' | b'+' | b'/' | b'=' | b'~')) {
+                    end += 1;
+                }
+                if end > start {
+                    out.push_str(&text[last..start]);
+                    out.push_str(REDACTED);
+                    i = end;
+                    last = end;
+                    changed = true;
+                }
+            }
+        }
+        // key=value / "key": "value" / key: value for secret-looking keys.
+        if i < b.len() && (b[i].is_ascii_alphabetic()) && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) {
+            let mut j = i;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'-') {
+                j += 1;
+            }
+            let key = &text[i..j];
+            let lower = key.to_ascii_lowercase();
+            if SECRET_KEYS.iter().any(|k| lower.ends_with(k)) {
+                // skip closing quote, spaces, separator, spaces, opening quote
+                let mut k = j;
+                if k < b.len() && (b[k] == b'"' || b[k] == b'\'') {
+                    k += 1;
+                }
+                while k < b.len() && b[k] == b' ' {
+                    k += 1;
+                }
+                if k < b.len() && (b[k] == b'=' || b[k] == b':') {
+                    k += 1;
+                    while k < b.len() && b[k] == b' ' {
+                        k += 1;
+                    }
+                    let quoted = k < b.len() && (b[k] == b'"' || b[k] == b'\'');
+                    if quoted {
+                        k += 1;
+                    }
+                    let start = k;
+                    while k < b.len()
+                        && !(if quoted { b[k] == b'"' || b[k] == b'\'' } else { matches!(b[k], b'&' | b',' | b';' | b'\n' | b'\r' | b'}' | b'"') })
+                    {
+                        k += 1;
+                    }
+                    if k > start {
+                        out.push_str(&text[last..start]);
+                        out.push_str(REDACTED);
+                        last = k;
+                        changed = true;
+                    }
+                    i = k.max(i + 1);
+                    continue;
+                }
+            }
+            i = j.max(i + 1);
+            continue;
+        }
+        i += 1;
+    }
+    if !changed {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[last..]);
+    Cow::Owned(out)
+}
+
+/// Redacts a canonical path for the access log: JWT-shaped segments and long
+/// opaque segments (32+ characters of token alphabet, not a UUID) are replaced.
+pub fn redact_path(path: &str) -> Cow<'_, str> {
+    let needs = path.split('/').any(segment_is_secret);
+    if !needs {
+        return Cow::Borrowed(path);
+    }
+    let parts: Vec<&str> = path.split('/').map(|s| if segment_is_secret(s) { REDACTED } else { s }).collect();
+    Cow::Owned(parts.join("/"))
+}
+
+fn segment_is_secret(s: &str) -> bool {
+    let b = s.as_bytes();
+    if jwt_len(b).is_some() {
+        return true;
+    }
+    let is_uuid = b.len() == 36 && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() });
+    b.len() >= 32 && !is_uuid && b.iter().all(|c| is_b64url(*c) || *c == b'.' || *c == b'~')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWT: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlc2lnbmF0dXJl";
+
+    #[test]
+    fn c30_text_redaction() {
+        let cases = [
+            (format!("token {JWT} here"), "token [REDACTED] here"),
+            ("Authorization: Bearer abc.def-ghi".to_owned(), "Authorization: [REDACTED]"),
+            ("sent Bearer abc.def-ghi to x".to_owned(), "sent Bearer [REDACTED] to x"),
+            ("password=hunter2&user=bob".to_owned(), "password=[REDACTED]&user=bob"),
+            ("{\"password\": \"hunter2\", \"x\": 1}".to_owned(), "{\"password\": \"[REDACTED]\", \"x\": 1}"),
+            ("db_password: s3cret\n".to_owned(), "db_password: [REDACTED]\n"),
+            ("Error: boom at /app/index.js:3".to_owned(), "Error: boom at /app/index.js:3"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact_text(&input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn c30_path_redaction() {
+        assert_eq!(redact_path(&format!("/reset/{JWT}")), "/reset/[REDACTED]");
+        assert_eq!(redact_path("/keys/sk_live_0123456789abcdef0123456789abcdef"), "/keys/[REDACTED]");
+        let uuid = "/users/123e4567-e89b-12d3-a456-426614174000";
+        assert_eq!(redact_path(uuid), uuid);
+        assert_eq!(redact_path("/api/users/7"), "/api/users/7");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,200}") {
+            let _ = redact_text(&s);
+            let _ = redact_path(&s);
+        }
+    }
+}
