@@ -1,0 +1,205 @@
+//! The configuration model, in three stages (ripgrep's lowargs -> hiargs):
+//! 1. [`raw`]: serde structs mirroring the TOML file;
+//! 2. [`Config`]: validated, typed, secrets resolved, TLS loaded; every
+//!    problem collected with its place in the file ([`Problems`]);
+//! 3. [`crate::stack`]: built into the layers of `portcullis-layers`.
+
+mod raw;
+mod render;
+pub mod secret;
+mod units;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use ipnet::IpNet;
+use portcullis_layers::headers::SecurityHeaders;
+use portcullis_layers::path::PathPolicy;
+
+pub use secret::Secret;
+pub use validate::from_str;
+
+/// One configuration problem and where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path in the file (`server.tls.cert`, `server.trusted_proxies[2]`),
+    /// or `line L, column C` for syntax errors.
+    pub at: String,
+    /// What is wrong. Never contains a secret.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    pub(crate) fn push(&mut self, at: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem { at: at.into(), message: message.into() });
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.0 {
+            writeln!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[admin]`: where `/healthz` and `/readyz` listen; `None` when disabled.
+    pub admin: Option<SocketAddr>,
+    /// `[upstream]`.
+    pub upstream: UpstreamConfig,
+    /// `[headers]`, built.
+    pub headers: SecurityHeaders,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[paths]`.
+    pub paths: PathPolicy,
+    /// `[errors]`.
+    pub errors: ErrorPages,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The main listener.
+    pub listen: SocketAddr,
+    /// TLS on the main listener.
+    pub tls: Option<TlsConfig>,
+    /// A plain HTTP listener that redirects to HTTPS.
+    pub redirect_http: Option<SocketAddr>,
+    /// Trusted proxy networks (C3).
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// `[server.tls]`, loaded.
+#[derive(Clone)]
+pub struct TlsConfig {
+    /// Certificate chain file.
+    pub cert: PathBuf,
+    /// Private key file.
+    pub key: PathBuf,
+    /// The rustls configuration built from them.
+    pub rustls: Arc<rustls::ServerConfig>,
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig").field("cert", &self.cert).field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// `[upstream]`.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// `http://host:port` plus an optional base path.
+    pub url: http::Uri,
+    /// The base path without trailing slash (`""` for none).
+    pub base_path: String,
+    /// Time from sending the request to the response head (C14).
+    pub timeout: Duration,
+    /// Time to connect.
+    pub connect_timeout: Duration,
+    /// Extra headers for the upstream (secrets).
+    pub headers: Vec<(HeaderName, Secret)>,
+}
+
+/// `[limits]` (C13, C14).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Request body bytes.
+    pub body: u64,
+    /// Request head bytes (request line plus headers).
+    pub header_bytes: usize,
+    /// Number of request header fields.
+    pub max_headers: usize,
+    /// Time to receive a full request head (slowloris).
+    pub header_read_timeout: Duration,
+    /// Longest pause between request body frames.
+    pub body_read_timeout: Duration,
+    /// Longest time from request head to response head.
+    pub request_timeout: Duration,
+    /// Keep-alive connections with no request for this long are closed.
+    pub idle_timeout: Duration,
+    /// Concurrent connections per listener.
+    pub max_connections: usize,
+    /// How long in-flight requests may finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body: 1024 * 1024,
+            header_bytes: 16 * 1024,
+            max_headers: 100,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[errors]` (C29).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorPages {
+    /// Replace upstream 4xx HTML pages too.
+    pub replace_html_4xx: bool,
+    /// Bytes of the original error body written to the log.
+    pub log_body_bytes: usize,
+}
+
+impl Default for ErrorPages {
+    fn default() -> Self {
+        ErrorPages { replace_html_4xx: true, log_body_bytes: 2048 }
+    }
+}
+
+/// Reads and validates a configuration file, resolving secrets from the
+/// process environment.
+pub fn load(path: &Path) -> Result<Config, Problems> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let mut p = Problems::default();
+        p.push(path.display().to_string(), format!("can't read the configuration file: {}", e.kind()));
+        p
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    from_str(&text, &base, &|name| std::env::var(name).ok())
+}
+
+impl Config {
+    /// A configuration with every default, proxying to `upstream`.
+    pub fn with_upstream(listen: SocketAddr, upstream: &str) -> Result<Config, Problems> {
+        let text = format!("[server]\nlisten = \"{listen}\"\n[admin]\nenabled = false\n[upstream]\nurl = \"{upstream}\"\n");
+        from_str(&text, Path::new("."), &|_| None)
+    }
+
+    /// The effective policy, as `portcullis check` prints it.
+    pub fn render(&self) -> String {
+        render::render(self)
+    }
+}

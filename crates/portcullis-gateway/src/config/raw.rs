@@ -1,0 +1,129 @@
+//! Stage 1: serde structs mirroring the file. Every field is optional here
+//! (defaults and requirements are decided in stage 2), which lets the loader
+//! check each key on its own and report every problem at once.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawServer {
+    pub(crate) listen: Option<String>,
+    pub(crate) trusted_proxies: Option<Vec<String>>,
+    pub(crate) redirect_http: Option<String>,
+    pub(crate) tls: Option<RawTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawTls {
+    pub(crate) cert: Option<String>,
+    pub(crate) key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAdmin {
+    pub(crate) listen: Option<String>,
+    pub(crate) enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawUpstream {
+    pub(crate) url: Option<String>,
+    pub(crate) timeout: Option<String>,
+    pub(crate) connect_timeout: Option<String>,
+    pub(crate) headers: Option<BTreeMap<String, String>>,
+}
+
+/// A header setting: a value, or `false` to remove the header.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawHeaderValue {
+    Off(bool),
+    Value(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawCsp {
+    Off(bool),
+    Policy(RawCspPolicy),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawCspPolicy {
+    pub(crate) use_defaults: Option<bool>,
+    pub(crate) report_only: Option<bool>,
+    pub(crate) directives: Option<BTreeMap<String, RawDirective>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawDirective {
+    Off(bool),
+    Sources(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawHsts {
+    Off(bool),
+    Policy(RawHstsPolicy),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawHstsPolicy {
+    pub(crate) max_age: Option<String>,
+    pub(crate) include_subdomains: Option<bool>,
+    pub(crate) preload: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawHeaders {
+    pub(crate) content_security_policy: Option<RawCsp>,
+    pub(crate) strict_transport_security: Option<RawHsts>,
+    pub(crate) cross_origin_opener_policy: Option<RawHeaderValue>,
+    pub(crate) cross_origin_resource_policy: Option<RawHeaderValue>,
+    pub(crate) origin_agent_cluster: Option<RawHeaderValue>,
+    pub(crate) referrer_policy: Option<RawHeaderValue>,
+    pub(crate) x_content_type_options: Option<RawHeaderValue>,
+    pub(crate) x_dns_prefetch_control: Option<RawHeaderValue>,
+    pub(crate) x_download_options: Option<RawHeaderValue>,
+    pub(crate) x_frame_options: Option<RawHeaderValue>,
+    pub(crate) x_permitted_cross_domain_policies: Option<RawHeaderValue>,
+    pub(crate) x_xss_protection: Option<RawHeaderValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawLimits {
+    pub(crate) body: Option<String>,
+    pub(crate) header_bytes: Option<String>,
+    pub(crate) max_headers: Option<u64>,
+    pub(crate) header_read_timeout: Option<String>,
+    pub(crate) body_read_timeout: Option<String>,
+    pub(crate) request_timeout: Option<String>,
+    pub(crate) idle_timeout: Option<String>,
+    pub(crate) max_connections: Option<u64>,
+    pub(crate) shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawPaths {
+    pub(crate) merge_slashes: Option<bool>,
+    pub(crate) resolve_dot_segments: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawErrors {
+    pub(crate) replace_html_4xx: Option<bool>,
+    pub(crate) log_body_bytes: Option<u64>,
+}

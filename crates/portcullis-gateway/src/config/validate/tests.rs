@@ -1,0 +1,153 @@
+use super::*;
+
+fn check(text: &str) -> Result<Config, Problems> {
+    from_str(text, Path::new("."), &|name| (name == "SET_VAR").then(|| "s3cr3t-value".to_owned()))
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match check(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(p) => p.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn minimal_config_is_upstream_url_only() {
+    let c = check("[upstream]\nurl = \"http://127.0.0.1:3000\"\n").unwrap();
+    assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(c.admin.unwrap().to_string(), "127.0.0.1:9901");
+    assert_eq!(c.limits, Limits::default());
+    assert!(c.server.trusted_proxies.is_empty());
+    assert_eq!(c.headers.effective(true).len(), 12);
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let p = problems("[upstream]\nurl = \"http://x\n");
+    assert_eq!(p.len(), 1);
+    assert!(p[0].starts_with("line 2, column"), "{p:?}");
+}
+
+#[test]
+fn every_problem_at_once_with_its_place() {
+    let p = problems(
+        r#"
+[server]
+listen = "nope"
+trusted_proxies = ["10.0.0.0/8", "bogus", "0.0.0.0/0"]
+bogus_key = 1
+
+[upstream]
+url = "ftp://x"
+timeout = "30 parsecs"
+headers = { "X-Api-Key" = "literal-secret-value", "X-Other" = "${MISSING_VAR}" }
+
+[headers]
+x_frame_options = "ALLOWALL"
+content_security_policy = { directives = { "script-src" = ["'self'", "self"], "scrpt-src" = ["'self'"] } }
+
+[limits]
+body = "lots"
+max_headers = 0
+
+[cors]
+origins = ["*"]
+"#,
+    );
+    let want = [
+        "server.bogus_key: unknown field",
+        "upstream.url: expected an absolute http:// URL",
+        "upstream.timeout: missing or unknown duration unit",
+        "upstream.headers.X-Api-Key: secrets can't be written in the file",
+        "upstream.headers.X-Other: environment variable MISSING_VAR is not set",
+        "headers.x_frame_options: expected one of: DENY, SAMEORIGIN",
+        "headers.content_security_policy.directives.script-src[1]: keyword must be quoted",
+        "headers.content_security_policy.directives.scrpt-src: unknown CSP directive",
+        "limits.body: expected a size",
+        "limits.max_headers: must be between 1 and 1000",
+        "cors: this section is not supported",
+    ];
+    for w in want {
+        assert!(p.iter().any(|x| x.starts_with(w)), "missing {w:?} in {p:#?}");
+    }
+    // The typed errors of [server] are found key by key as well.
+    let p2 = problems("[server]\nlisten = 5\nredirect_http = []\n[upstream]\nurl = \"http://x\"\n");
+    assert!(p2.iter().any(|x| x.starts_with("server.listen: invalid type")), "{p2:?}");
+    assert!(p2.iter().any(|x| x.starts_with("server.redirect_http: invalid type")), "{p2:?}");
+}
+
+#[test]
+fn semantic_problems_are_listed_together() {
+    let p = problems(
+        r#"
+[server]
+listen = "0.0.0.0:8080"
+trusted_proxies = ["10.0.0.0/8", "bogus", "::/0"]
+redirect_http = "0.0.0.0:8080"
+"#,
+    );
+    let want = [
+        "server.trusted_proxies[1]: expected an IP address",
+        "server.trusted_proxies[2]: trusting every address",
+        "server.redirect_http: must differ",
+        "upstream.url: missing",
+    ];
+    for w in want {
+        assert!(p.iter().any(|x| x.starts_with(w)), "missing {w:?} in {p:#?}");
+    }
+}
+
+#[test]
+fn c32_secret_values_never_in_problems_or_render() {
+    let text = "[upstream]\nurl = \"http://127.0.0.1:1\"\nheaders = { \"X-Api-Key\" = \"${SET_VAR}\" }\n";
+    let c = check(text).unwrap();
+    assert_eq!(c.upstream.headers[0].1.expose(), "s3cr3t-value");
+    let rendered = c.render();
+    assert!(!rendered.contains("s3cr3t-value"));
+    assert!(rendered.contains("x-api-key: ***"));
+    assert!(!format!("{c:?}").contains("s3cr3t-value"));
+}
+
+#[test]
+fn redirect_needs_tls_and_tls_files_must_exist() {
+    let p = problems("[server]\nredirect_http = \"0.0.0.0:8081\"\n[upstream]\nurl = \"http://x\"\n");
+    assert!(p.iter().any(|x| x.starts_with("server.redirect_http: redirects to HTTPS need")), "{p:?}");
+    let p = problems("[server.tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n[upstream]\nurl = \"http://x\"\n");
+    assert!(p.iter().any(|x| x.starts_with("server.tls.cert: can't read the file")), "{p:?}");
+    let p = problems("[server.tls]\ncert = \"c.pem\"\n[upstream]\nurl = \"http://x\"\n");
+    assert!(p.iter().any(|x| x.starts_with("server.tls.key: missing")), "{p:?}");
+}
+
+#[test]
+fn header_overrides_and_removal() {
+    let c = check(
+        r#"
+[upstream]
+url = "http://x"
+[headers]
+x_frame_options = "DENY"
+x_xss_protection = false
+strict_transport_security = { max_age = "1d", include_subdomains = false }
+content_security_policy = { directives = { "img-src" = ["'self'", "https://cdn.example.com"], "upgrade-insecure-requests" = false } }
+"#,
+    )
+    .unwrap();
+    let eff = c.headers.effective(true);
+    let get = |n: &str| eff.iter().find(|(k, _)| k == n).map(|(_, v)| v.to_str().unwrap().to_owned());
+    assert_eq!(get("x-frame-options").as_deref(), Some("DENY"));
+    assert_eq!(get("x-xss-protection"), None);
+    assert_eq!(get("strict-transport-security").as_deref(), Some("max-age=86400"));
+    let csp = get("content-security-policy").unwrap();
+    assert!(csp.contains("img-src 'self' https://cdn.example.com"));
+    assert!(!csp.contains("upgrade-insecure-requests"));
+    let c = check("[upstream]\nurl = \"http://x\"\n[headers]\ncontent_security_policy = false\n").unwrap();
+    assert!(c.headers.effective(false).iter().all(|(k, _)| k != "content-security-policy"));
+}
+
+#[test]
+fn paths_only_stricter() {
+    let c = check("[upstream]\nurl = \"http://x\"\n[paths]\nmerge_slashes = false\n").unwrap();
+    assert!(!c.paths.merge_slashes);
+    let p = problems("[upstream]\nurl = \"http://x\"\n[paths]\nallow_encoded_slash = true\n");
+    assert!(p[0].starts_with("paths.allow_encoded_slash: unknown field"), "{p:?}");
+}
