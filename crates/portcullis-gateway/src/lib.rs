@@ -1,6 +1,13 @@
 //! The Portcullis gateway: configuration, listeners, TLS, the proxy, the
 //! admin endpoints and the demo upstream. The binary crate is glue around
-//! [`serve`] and [`config::load`].
+//! [`server::start`] and [`config::load`].
 
+pub mod access_log;
 pub mod config;
+pub mod demo;
+pub mod framing;
+pub mod logging;
+pub mod proxy;
+pub mod server;
+pub mod stack;
 pub mod tls;

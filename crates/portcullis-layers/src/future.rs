@@ -23,7 +23,8 @@ pin_project! {
 }
 
 impl<F, M> MapResponse<F, M> {
-    pub(crate) fn new(inner: F, mapper: M) -> Self {
+    /// Applies `mapper` to the response of `inner`.
+    pub fn new(inner: F, mapper: M) -> Self {
         MapResponse { inner, mapper: Some(mapper) }
     }
 }

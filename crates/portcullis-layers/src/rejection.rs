@@ -135,15 +135,11 @@ impl Rejection {
     /// Renders the JSON body `{"error", "code", "request_id"}`.
     pub fn body_json(&self, request_id: Option<&RequestId>) -> String {
         let id = request_id.map(RequestId::as_str).unwrap_or("");
-        // Every part is either a fixed table string or a validated request id
-        // (visible ASCII without quotes or backslashes), so serde_json's escaping
-        // is belt and braces.
-        serde_json::json!({
-            "error": self.message(),
-            "code": self.kind.code(),
-            "request_id": id,
-        })
-        .to_string()
+        // Every part is either a fixed table string or a validated request id;
+        // serde_json's string escaping is belt and braces. Field order is
+        // fixed: error, code, request_id.
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
+        format!("{{\"error\":{},\"code\":{},\"request_id\":{}}}", q(self.message()), q(self.kind.code()), q(id))
     }
 
     /// Builds the response for this rejection.

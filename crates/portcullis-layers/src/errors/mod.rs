@@ -150,7 +150,15 @@ where
             );
             let kind = RejectionKind::UpstreamError;
             let status = if status.is_client_error() || status.is_server_error() { status } else { StatusCode::BAD_GATEWAY };
-            Ok(Rejection::with_status(kind, status).into_response(id.as_ref()))
+            let mut replaced: Response<ResBody> = Rejection::with_status(kind, status).into_response(id.as_ref());
+            // Keep what inner layers recorded (the forwarded path, ...); the
+            // new response's own Rejection wins.
+            let rejection = replaced.extensions_mut().remove::<Rejection>();
+            replaced.extensions_mut().extend(parts.extensions);
+            if let Some(r) = rejection {
+                replaced.extensions_mut().insert(r);
+            }
+            Ok(replaced)
         })
     }
 }

@@ -1,0 +1,219 @@
+//! One JSON access-log line per request (C30), written when the response
+//! body ends (or is abandoned), with the canonical path (no query string,
+//! token-like segments redacted), status, latency, bytes, client IP, request
+//! id and the rejection reason. Headers are never logged.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use bytes::Buf;
+use http::{Method, Request, Response};
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use portcullis_layers::Body;
+use portcullis_layers::client::ClientInfo;
+use portcullis_layers::redact::redact_path;
+use portcullis_layers::rejection::Rejection;
+use portcullis_layers::request_id::RequestId;
+use tower::{Layer, Service};
+
+/// The path that was matched and forwarded; set on the response by the
+/// layer right outside the proxy, so the log shows the canonical form.
+#[derive(Clone, Debug)]
+pub struct ForwardedPath(pub String);
+
+/// Writes access-log lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AccessLogLayer;
+
+impl<S> Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AccessLog { inner }
+    }
+}
+
+/// The service of [`AccessLogLayer`].
+#[derive(Clone, Debug)]
+pub struct AccessLog<S> {
+    inner: S,
+}
+
+struct Record {
+    start: Instant,
+    method: Method,
+    client_ip: String,
+    request_id: String,
+    version: http::Version,
+    status: u16,
+    path: Option<String>,
+    reason: Option<&'static str>,
+    bytes: u64,
+    completed: std::cell::Cell<bool>,
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let latency_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let path = self.path.as_deref().map(redact_path);
+        tracing::info!(
+            target: "portcullis::access",
+            method = self.method.as_str(),
+            path = path.as_deref().unwrap_or("-"),
+            status = self.status,
+            latency_ms = (latency_ms * 1000.0).round() / 1000.0,
+            bytes = self.bytes,
+            client_ip = self.client_ip.as_str(),
+            request_id = self.request_id.as_str(),
+            version = ?self.version,
+            reason = self.reason.unwrap_or(""),
+            completed = self.completed.get(),
+            "request"
+        );
+    }
+}
+
+impl<S, B> Service<Request<B>> for AccessLog<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = AccessLogFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let record = Record {
+            start: Instant::now(),
+            method: req.method().clone(),
+            client_ip: req.extensions().get::<ClientInfo>().map(|c| c.ip.to_string()).unwrap_or_default(),
+            request_id: req.extensions().get::<RequestId>().map(|r| r.as_str().to_owned()).unwrap_or_default(),
+            version: req.version(),
+            status: 0,
+            path: None,
+            reason: None,
+            bytes: 0,
+            completed: std::cell::Cell::new(false),
+        };
+        AccessLogFuture { inner: self.inner.call(req), record: Some(record) }
+    }
+}
+
+pin_project! {
+    /// The response future of [`AccessLog`].
+    pub struct AccessLogFuture<F> {
+        #[pin]
+        inner: F,
+        record: Option<Record>,
+    }
+}
+
+impl<F, E> Future for AccessLogFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = ready!(this.inner.poll(cx))?;
+        let Some(mut record) = this.record.take() else { return Poll::Ready(Ok(res)) };
+        record.status = res.status().as_u16();
+        record.reason = res.extensions().get::<Rejection>().map(|r| r.kind.code());
+        record.path = res.extensions().get::<ForwardedPath>().map(|p| p.0.clone());
+        let (parts, body) = res.into_parts();
+        let body = CountingBody { inner: body, record };
+        Poll::Ready(Ok(Response::from_parts(parts, Body::new(body))))
+    }
+}
+
+pin_project! {
+    struct CountingBody {
+        #[pin]
+        inner: Body,
+        record: Record,
+    }
+}
+
+impl http_body::Body for CountingBody {
+    type Data = bytes::Bytes;
+    type Error = portcullis_layers::BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let mut inner = this.inner;
+        let polled = ready!(inner.as_mut().poll_frame(cx));
+        match &polled {
+            Some(Ok(frame)) => {
+                if let Some(d) = frame.data_ref() {
+                    this.record.bytes += d.remaining() as u64;
+                }
+            }
+            None => this.record.completed.set(true),
+            Some(Err(_)) => {}
+        }
+        if inner.is_end_stream() {
+            this.record.completed.set(true);
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let end = self.inner.is_end_stream();
+        if end {
+            self.record.completed.set(true);
+        }
+        end
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Records the request path on the response (placed right after path
+/// canonicalisation, so the path is the canonical one).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecordPathLayer;
+
+impl<S> Layer<S> for RecordPathLayer {
+    type Service = RecordPath<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RecordPath { inner }
+    }
+}
+
+/// The service of [`RecordPathLayer`].
+#[derive(Clone, Debug)]
+pub struct RecordPath<S> {
+    inner: S,
+}
+
+impl<S, B, RB> Service<Request<B>> for RecordPath<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = portcullis_layers::future::MapResponse<S::Future, ForwardedPath>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let path = ForwardedPath(req.uri().path().to_owned());
+        portcullis_layers::future::MapResponse::new(self.inner.call(req), path)
+    }
+}
+
+impl<B> portcullis_layers::future::ResponseMapper<B> for ForwardedPath {
+    fn map(self, res: &mut Response<B>) {
+        res.extensions_mut().insert(self);
+    }
+}

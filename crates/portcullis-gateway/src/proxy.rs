@@ -1,0 +1,221 @@
+//! The upstream proxy: a pooled hyper client, streaming bodies both ways,
+//! hop-by-hop stripping, forwarding headers, WebSocket passthrough, and the
+//! classification of upstream faults (502/504) and client faults (413/408).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use portcullis_layers::Body;
+use portcullis_layers::client::{ClientInfo, PeerAddr};
+use portcullis_layers::forwarded::{set_forwarding_headers, strip_hop_by_hop, wants_upgrade};
+use portcullis_layers::limit::{BodyLimitError, BodyOutcome, LimitedBody};
+use portcullis_layers::rejection::{Rejection, RejectionKind};
+use portcullis_layers::request_id::RequestId;
+
+use crate::config::UpstreamConfig;
+
+/// The proxy service at the core of the stack.
+#[derive(Clone)]
+pub struct Proxy {
+    client: Client<HttpConnector, Body>,
+    target: Arc<Target>,
+}
+
+struct Target {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    base_path: String,
+    deadline: Duration,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
+}
+
+impl Proxy {
+    /// A proxy to the configured upstream. `request_timeout` caps the
+    /// upstream timeout.
+    pub fn new(up: &UpstreamConfig, request_timeout: Duration) -> Proxy {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(up.connect_timeout));
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(1024)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        let parts = up.url.clone().into_parts();
+        let target = Target {
+            scheme: parts.scheme.unwrap_or(http::uri::Scheme::HTTP),
+            authority: parts.authority.unwrap_or_else(|| http::uri::Authority::from_static("127.0.0.1")),
+            base_path: up.base_path.clone(),
+            deadline: up.timeout.min(request_timeout),
+            headers: up
+                .headers
+                .iter()
+                .filter_map(|(n, s)| HeaderValue::from_str(s.expose()).ok().map(|mut v| {
+                    v.set_sensitive(true);
+                    (n.clone(), v)
+                }))
+                .collect(),
+        };
+        Proxy { client, target: Arc::new(target) }
+    }
+}
+
+type ProxyBody = LimitedBody<Incoming>;
+
+impl tower::Service<Request<ProxyBody>> for Proxy {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ProxyBody>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.forward(req).await) })
+    }
+}
+
+/// Host header values Portcullis accepts: a DNS name or IP literal, optional port.
+pub(crate) fn valid_host(h: &HeaderValue) -> bool {
+    let b = h.as_bytes();
+    !b.is_empty()
+        && b.len() <= 255
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']' | b'_'))
+}
+
+impl Proxy {
+    async fn forward(&self, mut req: Request<ProxyBody>) -> Response<Body> {
+        let id = req.extensions().get::<RequestId>().cloned();
+        let reject = |kind: RejectionKind| Rejection::new(kind).into_response::<Body>(id.as_ref());
+        let outcome = req.extensions().get::<BodyOutcome>().cloned();
+        let peer = req.extensions().get::<PeerAddr>().copied();
+        let client = req.extensions().get::<ClientInfo>().copied();
+        let (Some(peer), Some(client)) = (peer, client) else {
+            tracing::warn!(request_id = id.as_ref().map(RequestId::as_str).unwrap_or(""), "request without connection info");
+            return reject(RejectionKind::Internal);
+        };
+
+        // The host the client addressed: Host, or the :authority of HTTP/2.
+        let host = match req.headers().get(header::HOST) {
+            Some(h) => Some(h.clone()),
+            None => req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+        };
+        if req.headers().get_all(header::HOST).iter().count() > 1 || host.as_ref().is_some_and(|h| !valid_host(h)) {
+            return reject(RejectionKind::InvalidHost);
+        }
+
+        let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
+        let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+        let (parts, body) = req.into_parts();
+        let mut headers = parts.headers;
+        strip_hop_by_hop(&mut headers, upgrade, &[]);
+        headers.remove(header::EXPECT);
+        join_cookies(&mut headers);
+        set_forwarding_headers(&mut headers, &peer, &client, host.as_ref());
+        match &host {
+            Some(h) => {
+                headers.insert(header::HOST, h.clone());
+            }
+            None => {
+                headers.remove(header::HOST);
+            }
+        }
+        for (n, v) in &self.target.headers {
+            headers.insert(n.clone(), v.clone());
+        }
+
+        let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let path_and_query = format!("{}{}", self.target.base_path, pq);
+        let uri = match Uri::builder()
+            .scheme(self.target.scheme.clone())
+            .authority(self.target.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+        {
+            Ok(u) => u,
+            Err(_) => return reject(RejectionKind::InvalidPath),
+        };
+        let mut up = Request::new(Body::new(body));
+        *up.method_mut() = parts.method;
+        *up.uri_mut() = uri;
+        *up.version_mut() = Version::HTTP_11;
+        *up.headers_mut() = headers;
+
+        let client_fault = || match outcome.as_ref().and_then(BodyOutcome::get) {
+            Some(BodyLimitError::TooLarge) => Some(RejectionKind::BodyTooLarge),
+            Some(BodyLimitError::Timeout) => Some(RejectionKind::RequestTimeout),
+            None => None,
+        };
+        let id_str = id.as_ref().map(RequestId::as_str).unwrap_or("");
+        let mut res = match tokio::time::timeout(self.target.deadline, self.client.request(up)).await {
+            Err(_) => {
+                tracing::warn!(request_id = id_str, "upstream timed out");
+                return reject(client_fault().unwrap_or(RejectionKind::UpstreamTimeout));
+            }
+            Ok(Err(e)) => {
+                if let Some(kind) = client_fault() {
+                    return reject(kind);
+                }
+                tracing::warn!(request_id = id_str, error = %e, connect = e.is_connect(), "upstream request failed");
+                return reject(RejectionKind::UpstreamUnavailable);
+            }
+            Ok(Ok(res)) => res,
+        };
+        if let Some(kind) = client_fault() {
+            return reject(kind);
+        }
+
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(down) = downstream_upgrade {
+                let up_upgrade = hyper::upgrade::on(&mut res);
+                tokio::spawn(async move {
+                    if let (Ok(d), Ok(u)) = tokio::join!(down, up_upgrade) {
+                        let mut d = TokioIo::new(d);
+                        let mut u = TokioIo::new(u);
+                        let _ = tokio::io::copy_bidirectional(&mut d, &mut u).await;
+                    }
+                });
+                let (mut parts, _) = res.into_parts();
+                strip_hop_by_hop(&mut parts.headers, true, &[]);
+                return Response::from_parts(parts, Body::empty());
+            }
+            // A 101 nobody asked for can't be passed on.
+            return reject(RejectionKind::UpstreamUnavailable);
+        }
+
+        let (mut parts, body) = res.into_parts();
+        strip_hop_by_hop(&mut parts.headers, false, &[]);
+        if upgrade {
+            // The client may already be sending the new protocol: the byte
+            // stream can't be trusted as HTTP any more.
+            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        Response::from_parts(parts, Body::new(body))
+    }
+}
+
+/// HTTP/2 may split `Cookie` into several fields; HTTP/1.1 needs one.
+fn join_cookies(headers: &mut http::HeaderMap) {
+    let mut it = headers.get_all(header::COOKIE).iter();
+    if it.next().is_some() && it.next().is_some() {
+        let joined: Vec<&[u8]> = headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes).collect();
+        if let Ok(v) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+}

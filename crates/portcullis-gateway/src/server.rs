@@ -1,0 +1,341 @@
+//! Listeners: the main listener (TCP or TLS), the HTTP->HTTPS redirect
+//! listener and the admin listener; connection caps, header-read and idle
+//! timeouts, and graceful shutdown (C1, C14).
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode, Version, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use portcullis_layers::Body;
+use portcullis_layers::client::PeerAddr;
+use portcullis_layers::framing::FramingVerdict;
+use portcullis_layers::headers::SecurityHeaders;
+use portcullis_layers::rejection::{Rejection, RejectionKind};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tower::ServiceExt;
+
+use crate::config::{Config, Limits};
+use crate::framing::{TrackedIo, Tracker, Verdicts};
+use crate::stack::{GatewayService, build};
+
+/// A running gateway.
+pub struct Running {
+    /// The main listener's address (useful with port 0).
+    pub addr: SocketAddr,
+    /// The redirect listener's address.
+    pub redirect_addr: Option<SocketAddr>,
+    /// The admin listener's address.
+    pub admin_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    drained: mpsc::Receiver<()>,
+    grace: Duration,
+    ready: Arc<AtomicBool>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Running {
+    /// Stops accepting and asks every connection to finish its in-flight
+    /// requests. Call [`Running::drain`] to wait.
+    pub fn shutdown(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Number of open client connections (all listeners).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Shuts down and waits until all connections are closed or the grace
+    /// period is over. Returns whether everything drained in time.
+    pub async fn drain(mut self) -> bool {
+        self.shutdown();
+        tokio::time::timeout(self.grace, async { while self.drained.recv().await.is_some() {} }).await.is_ok()
+    }
+}
+
+/// Shared per-listener context.
+#[derive(Clone)]
+struct Ctx {
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+    /// Never sent on: the receiver sees the channel close when the last
+    /// clone (one per connection and accept loop) is dropped.
+    _done: mpsc::Sender<()>,
+    open: Arc<AtomicUsize>,
+}
+
+/// Binds every listener of the configuration and starts serving.
+pub async fn start(cfg: &Config) -> io::Result<Running> {
+    crate::tls::install_crypto_provider();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (done_tx, done_rx) = mpsc::channel::<()>(1);
+    let ready = Arc::new(AtomicBool::new(true));
+    let open = Arc::new(AtomicUsize::new(0));
+    let ctx = Ctx { limits: cfg.limits.clone(), shutdown: shutdown_rx, _done: done_tx, open: open.clone() };
+
+    let main = TcpListener::bind(cfg.server.listen).await?;
+    let addr = main.local_addr()?;
+    let redirect = match cfg.server.redirect_http {
+        Some(a) => Some(TcpListener::bind(a).await?),
+        None => None,
+    };
+    let admin = match cfg.admin {
+        Some(a) => Some(TcpListener::bind(a).await?),
+        None => None,
+    };
+    let redirect_addr = redirect.as_ref().map(TcpListener::local_addr).transpose()?;
+    let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
+
+    let service = build(cfg);
+    let tls = cfg.server.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.rustls.clone()));
+    tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway { service, tls }));
+    if let Some(l) = redirect {
+        let handler = Handler::Redirect { https_port: addr.port(), headers: Arc::new(cfg.headers.clone()) };
+        tokio::spawn(accept_loop(l, ctx.clone(), handler));
+    }
+    if let Some(l) = admin {
+        tokio::spawn(accept_loop(l, ctx.clone(), Handler::Admin { ready: ready.clone() }));
+    }
+    drop(ctx);
+    Ok(Running {
+        addr,
+        redirect_addr,
+        admin_addr,
+        shutdown: shutdown_tx,
+        drained: done_rx,
+        grace: cfg.limits.shutdown_grace,
+        ready,
+        open,
+    })
+}
+
+#[derive(Clone)]
+enum Handler {
+    Gateway { service: GatewayService, tls: Option<tokio_rustls::TlsAcceptor> },
+    Redirect { https_port: u16, headers: Arc<SecurityHeaders> },
+    Admin { ready: Arc<AtomicBool> },
+}
+
+async fn accept_loop(listener: TcpListener, mut ctx: Ctx, handler: Handler) {
+    let permits = Arc::new(Semaphore::new(ctx.limits.max_connections));
+    loop {
+        // At the cap, stop accepting (back-pressure in the kernel backlog)
+        // rather than accept and drop.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = ctx.shutdown.changed() => return,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = ctx.shutdown.changed() => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let ctx = ctx.clone();
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            ctx.open.fetch_add(1, Ordering::SeqCst);
+            serve_tcp(tcp, peer, &ctx, handler).await;
+            ctx.open.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, handler: Handler) {
+    match handler {
+        Handler::Gateway { service, tls: Some(acceptor) } => {
+            let hs = tokio::time::timeout(ctx.limits.header_read_timeout, acceptor.accept(tcp)).await;
+            let Ok(Ok(stream)) = hs else { return };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            serve_gateway(stream, PeerAddr { addr: peer, https: true }, ctx, service, !h2).await;
+        }
+        Handler::Gateway { service, tls: None } => {
+            serve_gateway(tcp, PeerAddr { addr: peer, https: false }, ctx, service, true).await;
+        }
+        Handler::Redirect { https_port, headers } => {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let res = redirect_response(&req, https_port, &headers);
+                async move { Ok::<_, Infallible>(res) }
+            });
+            serve_conn(tcp, ctx, svc, Arc::new(AtomicUsize::new(0))).await;
+        }
+        Handler::Admin { ready } => {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let res = admin_response(&req, ready.load(Ordering::SeqCst));
+                async move { Ok::<_, Infallible>(res) }
+            });
+            serve_conn(tcp, ctx, svc, Arc::new(AtomicUsize::new(0))).await;
+        }
+    }
+}
+
+async fn serve_gateway<IO>(io: IO, peer: PeerAddr, ctx: &Ctx, service: GatewayService, track: bool)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let tracker = track.then(|| Tracker::new(ctx.limits.header_bytes, ctx.limits.max_headers));
+    let verdicts: Option<Verdicts> = tracker.as_ref().map(Tracker::verdicts);
+    let io = TrackedIo::new(io, tracker);
+    let inflight = Arc::new(AtomicUsize::new(0));
+    let inflight_svc = inflight.clone();
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(peer);
+        if req.version() < Version::HTTP_2 {
+            if let Some(v) = &verdicts {
+                req.extensions_mut().insert(FramingVerdict(v.next()));
+            }
+        }
+        let service = service.clone();
+        let inflight = inflight_svc.clone();
+        inflight.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let res = service.oneshot(req).await;
+            inflight.fetch_sub(1, Ordering::SeqCst);
+            res
+        }
+    });
+    serve_conn(io, ctx, svc, inflight).await;
+}
+
+/// Serves one connection: HTTP/1.1 or HTTP/2, with upgrades, closing it when
+/// idle and draining it on shutdown.
+async fn serve_conn<IO, S>(io: IO, ctx: &Ctx, svc: S, inflight: Arc<AtomicUsize>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let l = &ctx.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(l.header_read_timeout)
+        .max_headers(l.max_headers)
+        .max_buf_size(l.header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(l.header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(100)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let mut shutdown = ctx.shutdown.clone();
+    let mut closing = *shutdown.borrow();
+    if closing {
+        conn.as_mut().graceful_shutdown();
+    }
+    let idle = l.idle_timeout;
+    let mut idle_deadline = tokio::time::Instant::now() + idle;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = shutdown.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep_until(idle_deadline), if !closing => {
+                if inflight.load(Ordering::SeqCst) == 0 {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                } else {
+                    idle_deadline = tokio::time::Instant::now() + idle;
+                }
+            }
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    res
+}
+
+fn admin_response(req: &Request<Incoming>, ready: bool) -> Response<Body> {
+    let mut res = match req.uri().path() {
+        "/healthz" => json_response(StatusCode::OK, "{\"status\":\"ok\"}"),
+        "/readyz" if ready => json_response(StatusCode::OK, "{\"status\":\"ready\"}"),
+        "/readyz" => json_response(StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"draining\"}"),
+        _ => Rejection::new(RejectionKind::NotFound).into_response(None),
+    };
+    SecurityHeaders::helmet().apply(res.headers_mut(), false);
+    res
+}
+
+/// 301 to the same host and path on HTTPS.
+fn redirect_response(req: &Request<Incoming>, https_port: u16, headers: &SecurityHeaders) -> Response<Body> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .filter(|h| crate::proxy::valid_host(h))
+        .and_then(|h| h.to_str().ok())
+        .map(strip_port);
+    let mut res = match host {
+        Some(host) => {
+            let port = if https_port == 443 { String::new() } else { format!(":{https_port}") };
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let pq = if pq.starts_with('/') { pq } else { "/" };
+            let location = format!("https://{host}{port}{pq}");
+            match http::HeaderValue::from_str(&location) {
+                Ok(loc) => {
+                    let mut r = Response::new(Body::empty());
+                    *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+                    r.headers_mut().insert(header::LOCATION, loc);
+                    r
+                }
+                Err(_) => Rejection::new(RejectionKind::InvalidHost).into_response(None),
+            }
+        }
+        None => Rejection::new(RejectionKind::InvalidHost).into_response(None),
+    };
+    headers.apply(res.headers_mut(), false);
+    res
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest.split(']').next().map_or(host, |v6| &host[..v6.len() + 2]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn ports_are_stripped() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+}
