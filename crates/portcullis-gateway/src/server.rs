@@ -40,6 +40,7 @@ pub struct Running {
     grace: Duration,
     ready: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
+    accepting: mpsc::Receiver<()>,
 }
 
 impl Running {
@@ -50,7 +51,13 @@ impl Running {
         let _ = self.shutdown.send(true);
     }
 
-    /// Number of open client connections (all listeners).
+    /// Resolves once the gateway and redirect listeners are closed (after
+    /// [`Running::shutdown`]); new connections are refused from then on.
+    pub async fn stopped_accepting(&mut self) {
+        while self.accepting.recv().await.is_some() {}
+    }
+
+    /// Number of open client connections (gateway and redirect listeners).
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::SeqCst)
     }
@@ -68,6 +75,8 @@ impl Running {
 struct Ctx {
     limits: Limits,
     shutdown: watch::Receiver<bool>,
+    /// Held by the accept loops that stop on shutdown; never sent on.
+    _accepting: Option<mpsc::Sender<()>>,
     /// Never sent on: the receiver sees the channel close when the last
     /// clone (one per connection and accept loop) is dropped.
     _done: mpsc::Sender<()>,
@@ -79,9 +88,17 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
     crate::tls::install_crypto_provider();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (done_tx, done_rx) = mpsc::channel::<()>(1);
-    let ready = Arc::new(AtomicBool::new(true));
+    let (accepting_tx, accepting_rx) = mpsc::channel::<()>(1);
+    let ready_flag = Arc::new(AtomicBool::new(true));
+    let ready = ready_flag.clone();
     let open = Arc::new(AtomicUsize::new(0));
-    let ctx = Ctx { limits: cfg.limits.clone(), shutdown: shutdown_rx, _done: done_tx, open: open.clone() };
+    let ctx = Ctx {
+        limits: cfg.limits.clone(),
+        shutdown: shutdown_rx,
+        _accepting: Some(accepting_tx),
+        _done: done_tx,
+        open: open.clone(),
+    };
 
     let main = TcpListener::bind(cfg.server.listen).await?;
     let addr = main.local_addr()?;
@@ -104,7 +121,22 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
         tokio::spawn(accept_loop(l, ctx.clone(), handler));
     }
     if let Some(l) = admin {
-        tokio::spawn(accept_loop(l, ctx.clone(), Handler::Admin { ready: ready.clone() }));
+        // The admin listener keeps answering (`/readyz` says 503) while the
+        // others drain, so load balancers see the shutdown; it ends with the
+        // process and is not waited for.
+        let (never_tx, _) = watch::channel(false);
+        let (admin_done, _) = mpsc::channel::<()>(1);
+        let admin_ctx = Ctx {
+            limits: cfg.limits.clone(),
+            shutdown: never_tx.subscribe(),
+            _accepting: None,
+            _done: admin_done,
+            open: Arc::new(AtomicUsize::new(0)),
+        };
+        tokio::spawn(async move {
+            let _keep = never_tx;
+            accept_loop(l, admin_ctx, Handler::Admin { ready }).await;
+        });
     }
     drop(ctx);
     Ok(Running {
@@ -114,8 +146,9 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
         shutdown: shutdown_tx,
         drained: done_rx,
         grace: cfg.limits.shutdown_grace,
-        ready,
+        ready: ready_flag,
         open,
+        accepting: accepting_rx,
     })
 }
 
@@ -148,7 +181,7 @@ async fn accept_loop(listener: TcpListener, mut ctx: Ctx, handler: Handler) {
             _ = ctx.shutdown.changed() => return,
         };
         let _ = tcp.set_nodelay(true);
-        let ctx = ctx.clone();
+        let ctx = Ctx { _accepting: None, ..ctx.clone() };
         let handler = handler.clone();
         tokio::spawn(async move {
             ctx.open.fetch_add(1, Ordering::SeqCst);

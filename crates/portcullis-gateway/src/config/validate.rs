@@ -62,7 +62,7 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let errors = validate_errors(errors, &mut p);
 
     if let (Some(s), Some(a)) = (&server, admin) {
-        if a == s.listen || Some(a) == s.redirect_http {
+        if a.port() != 0 && (a == s.listen || Some(a) == s.redirect_http) {
             p.push("admin.listen", "must differ from the server listeners");
         }
     }
@@ -176,7 +176,7 @@ fn validate_server(raw: RawServer, base: &Path, p: &mut Problems) -> Option<Serv
     let redirect_http = match raw.redirect_http.as_deref() {
         None => None,
         Some(s) => match s.parse::<SocketAddr>() {
-            Ok(a) if a == listen => {
+            Ok(a) if a == listen && a.port() != 0 => {
                 p.push("server.redirect_http", "must differ from server.listen");
                 ok = false;
                 None
