@@ -56,6 +56,14 @@ async fn naive(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
                 .collect();
             reply(StatusCode::OK, "application/json; charset=utf-8", serde_json::Value::Object(map).to_string())
         }
+        ("POST", "/api/fail") => match req.into_body().collect().await {
+            // Naive apps put the input into their error messages.
+            Ok(b) => {
+                let page = format!("<pre>Error: could not process {}<br> at /home/app/src/app.js:7:9</pre>", String::from_utf8_lossy(&b.to_bytes()));
+                reply(StatusCode::INTERNAL_SERVER_ERROR, "text/html; charset=utf-8", page)
+            }
+            Err(_) => reply(StatusCode::BAD_REQUEST, "text/plain", "bad body"),
+        },
         ("POST", "/api/echo") => match req.into_body().collect().await {
             // No limit at all: the naive app reads whatever it is sent.
             Ok(b) => reply(StatusCode::OK, "application/octet-stream", b.to_bytes()),

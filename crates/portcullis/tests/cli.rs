@@ -1,0 +1,241 @@
+//! The real binary: `check`, `serve` (exit codes, log hygiene, SIGTERM),
+//! and `demo`. Temp dirs, port 0 everywhere.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+fn write_config(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.toml");
+    std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    (dir, path)
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn check_valid_prints_effective_policy() {
+    let (_d, path) = write_config(
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\nheaders = { \"X-Api-Key\" = \"${PC_TEST_KEY}\" }\n[headers]\nx_frame_options = \"DENY\"\n",
+    );
+    let out = run(&["check", "--config", path.to_str().unwrap()], &[("PC_TEST_KEY", "super-secret-123")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("x-frame-options: DENY"));
+    assert!(stdout.contains("content-security-policy: default-src 'self'"));
+    assert!(stdout.contains("strict-transport-security: max-age=31536000; includeSubDomains   (HTTPS only)"));
+    assert!(stdout.contains("x-api-key: ***"));
+    assert!(!stdout.contains("super-secret-123"));
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_1() {
+    let (_d, path) = write_config(
+        r#"
+[server]
+listen = "0.0.0.0:99999"
+trusted_proxies = ["10.0.0.0/8", "nonsense"]
+
+[upstream]
+url = "http://127.0.0.1:3000"
+headers = { "X-Api-Key" = "literal-hunter2" }
+
+[headers]
+referrer_policy = "sometimes"
+
+[limits]
+body = "100 elephants"
+"#,
+    );
+    let out = run(&["check", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "server.listen: expected ip:port",
+        "server.trusted_proxies[1]: expected an IP address or CIDR",
+        "upstream.headers.X-Api-Key: secrets can't be written in the file",
+        "headers.referrer_policy: expected a comma-separated list",
+        "limits.body: ",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains("5 problem(s)"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "a secret was echoed:\n{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn check_reports_a_missing_file_and_syntax_errors() {
+    let out = run(&["check", "--config", "/nonexistent/portcullis.toml"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("can't read the configuration file"));
+    let (_d, path) = write_config("[upstream\nurl = 1\n");
+    let out = run(&["check", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1, column"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn c32_serve_refuses_missing_secret_with_64_naming_the_key_only() {
+    let (_d, path) = write_config(
+        "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\nheaders = { \"X-Api-Key\" = \"${PC_TEST_MISSING_SECRET}\", \"X-Other\" = \"${PC_TEST_SET_SECRET}\" }\n",
+    );
+    let out = run(&["serve", "--config", path.to_str().unwrap()], &[("PC_TEST_SET_SECRET", "visible-if-leaked")]);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("upstream.headers.X-Api-Key: environment variable PC_TEST_MISSING_SECRET is not set"), "{stderr}");
+    assert!(!stderr.contains("visible-if-leaked"));
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty());
+}
+
+async fn http(addr: SocketAddr, raw: String) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(raw.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tcp.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// C30, C32: no secret in any log line, captured from the real process.
+#[tokio::test(flavor = "multi_thread")]
+async fn c30_serve_logs_one_redacted_json_line_per_request_and_drains_on_sigterm() {
+    let api = portcullis_gateway::demo::start_naive_api("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (_d, path) = write_config(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{api}\"\nheaders = {{ \"X-Api-Key\" = \"${{PC_TEST_UPSTREAM_KEY}}\" }}\n"
+    ));
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .env("PC_TEST_UPSTREAM_KEY", "upstream-key-s3cret")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut captured: Vec<String> = Vec::new();
+    let addr: SocketAddr = loop {
+        let line = lines.next_line().await.unwrap().expect("serve exited before starting");
+        captured.push(line.clone());
+        if line.contains("portcullis started") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            break v["listen"].as_str().unwrap().parse().unwrap();
+        }
+    };
+
+    const JWT: &str = "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInJvbGVzIjpbImFkbWluIl19.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU";
+    let secrets = [JWT, "cookie-s3cret", "query-s3cret", "hunter2-password", "upstream-key-s3cret", "basic-dXNlcjpwYXNz"];
+    let requests = [
+        format!("GET /api/hello?token=query-s3cret HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {JWT}\r\nCookie: session=cookie-s3cret\r\nConnection: close\r\n\r\n"),
+        format!("GET /api/reset/{JWT} HTTP/1.1\r\nHost: a\r\nAuthorization: Basic basic-dXNlcjpwYXNz\r\nConnection: close\r\n\r\n"),
+        {
+            let body = format!("{{\"password\":\"hunter2-password\",\"token\":\"{JWT}\"}}");
+            format!("POST /api/fail HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        },
+        "GET /api/%2e%2e/admin?api_key=query-s3cret HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_owned(),
+    ];
+    let mut ids = Vec::new();
+    for r in requests {
+        let out = http(addr, r).await;
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .unwrap()
+            .trim()
+            .to_owned();
+        for s in secrets {
+            assert!(!out.contains(s), "response leaked {s}");
+        }
+        ids.push(id);
+    }
+
+    // SIGTERM: graceful shutdown, exit 0.
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    while let Some(line) = lines.next_line().await.unwrap() {
+        captured.push(line);
+    }
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    let all = format!("{}\n{stderr}", captured.join("\n"));
+    for s in secrets {
+        assert!(!all.contains(s), "log leaked {s}:\n{all}");
+    }
+    // One access line per request, with the fields and no query strings.
+    let access: Vec<serde_json::Value> = captured
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "portcullis::access")
+        .collect();
+    assert_eq!(access.len(), 4, "{all}");
+    for (v, id) in access.iter().zip(&ids) {
+        assert_eq!(v["request_id"], id.as_str());
+        for field in ["method", "path", "status", "latency_ms", "bytes", "client_ip"] {
+            assert!(!v[field].is_null(), "{field} missing in {v}");
+        }
+        assert_eq!(v["client_ip"], "127.0.0.1");
+        assert!(!v["path"].as_str().unwrap().contains('?'));
+    }
+    assert_eq!(access[0]["path"], "/api/hello");
+    assert_eq!(access[1]["path"], "/api/reset/[REDACTED]");
+    assert_eq!(access[2]["status"], 500);
+    assert_eq!(access[2]["reason"], "upstream_error");
+    assert_eq!(access[3]["status"], 400);
+    assert_eq!(access[3]["reason"], "invalid_path");
+    // The replaced upstream error was logged with its request id, redacted.
+    let upstream_err = captured
+        .iter()
+        .find(|l| l.contains("upstream error response replaced") && l.contains(ids[2].as_str()))
+        .expect("original error body not logged");
+    assert!(upstream_err.contains("could not process"));
+    assert!(upstream_err.contains("[REDACTED]"));
+    assert!(all.contains("stopped"), "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_runs_with_nothing_but_the_binary() {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut api, mut gw) = (None, None);
+    while api.is_none() || gw.is_none() {
+        let line = lines.next_line().await.unwrap().expect("demo exited");
+        let addr = line.split("http://").nth(1).map(|s| s.trim().parse::<SocketAddr>());
+        if line.contains("naive API") {
+            api = addr.and_then(Result::ok);
+        } else if line.contains("Portcullis in front") {
+            gw = addr.and_then(Result::ok);
+        }
+    }
+    let req = "GET /api/crash HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_owned();
+    let bare = http(api.unwrap(), req.clone()).await;
+    assert!(bare.contains("TypeError") && bare.to_ascii_lowercase().contains("x-powered-by: express"));
+    let guarded = http(gw.unwrap(), req).await;
+    assert!(guarded.starts_with("HTTP/1.1 500"));
+    assert!(guarded.contains("\"code\":\"upstream_error\""));
+    assert!(!guarded.contains("TypeError") && !guarded.to_ascii_lowercase().contains("x-powered-by"));
+    child.kill().await.unwrap();
+}
