@@ -92,7 +92,11 @@ where
             start: Instant::now(),
             method: req.method().clone(),
             client_ip: req.extensions().get::<ClientInfo>().map(|c| c.ip.to_string()).unwrap_or_default(),
-            request_id: req.extensions().get::<RequestId>().map(|r| r.as_str().to_owned()).unwrap_or_default(),
+            request_id: req
+                .extensions()
+                .get::<RequestId>()
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
             version: req.version(),
             status: 0,
             path: None,
@@ -144,7 +148,10 @@ impl http_body::Body for CountingBody {
     type Data = bytes::Bytes;
     type Error = portcullis_layers::BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let mut inner = this.inner;
         let polled = ready!(inner.as_mut().poll_frame(cx));

@@ -41,6 +41,8 @@ fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>)
     r
 }
 
+// The demo API is deliberately naive: it reads any body whole, unbounded.
+#[allow(clippy::disallowed_methods)]
 async fn naive(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let res = match (req.method().as_str(), path.as_str()) {
@@ -54,12 +56,19 @@ async fn naive(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
                 .iter()
                 .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
                 .collect();
-            reply(StatusCode::OK, "application/json; charset=utf-8", serde_json::Value::Object(map).to_string())
+            reply(
+                StatusCode::OK,
+                "application/json; charset=utf-8",
+                serde_json::Value::Object(map).to_string(),
+            )
         }
         ("POST", "/api/fail") => match req.into_body().collect().await {
             // Naive apps put the input into their error messages.
             Ok(b) => {
-                let page = format!("<pre>Error: could not process {}<br> at /home/app/src/app.js:7:9</pre>", String::from_utf8_lossy(&b.to_bytes()));
+                let page = format!(
+                    "<pre>Error: could not process {}<br> at /home/app/src/app.js:7:9</pre>",
+                    String::from_utf8_lossy(&b.to_bytes())
+                );
                 reply(StatusCode::INTERNAL_SERVER_ERROR, "text/html; charset=utf-8", page)
             }
             Err(_) => reply(StatusCode::BAD_REQUEST, "text/plain", "bad body"),

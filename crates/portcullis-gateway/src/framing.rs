@@ -86,7 +86,13 @@ pub struct Tracker {
 impl Tracker {
     /// A tracker for heads of at most `max_head` bytes and `max_headers` fields.
     pub fn new(max_head: usize, max_headers: usize) -> Self {
-        Tracker { state: State::Head(Vec::new()), verdicts: Verdicts::default(), max_head, max_headers, first: true }
+        Tracker {
+            state: State::Head(Vec::new()),
+            verdicts: Verdicts::default(),
+            max_head,
+            max_headers,
+            first: true,
+        }
     }
 
     /// The verdict queue the service reads.
@@ -354,7 +360,9 @@ mod tests {
 
     #[test]
     fn c28_cl_te_seen_on_the_wire() {
-        let v = run(&[b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]);
+        let v = run(&[
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ]);
         assert_eq!(v, vec![Err(FramingFault::ContentLengthWithTransferEncoding)]);
         let v = run(&[b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"]);
         assert_eq!(v, vec![Err(FramingFault::ContentLengthWithTransferEncoding)]);

@@ -62,10 +62,12 @@ impl Proxy {
             headers: up
                 .headers
                 .iter()
-                .filter_map(|(n, s)| HeaderValue::from_str(s.expose()).ok().map(|mut v| {
-                    v.set_sensitive(true);
-                    (n.clone(), v)
-                }))
+                .filter_map(|(n, s)| {
+                    HeaderValue::from_str(s.expose()).ok().map(|mut v| {
+                        v.set_sensitive(true);
+                        (n.clone(), v)
+                    })
+                })
                 .collect(),
         };
         Proxy { client, target: Arc::new(target) }
@@ -105,7 +107,10 @@ impl Proxy {
         let peer = req.extensions().get::<PeerAddr>().copied();
         let client = req.extensions().get::<ClientInfo>().copied();
         let (Some(peer), Some(client)) = (peer, client) else {
-            tracing::warn!(request_id = id.as_ref().map(RequestId::as_str).unwrap_or(""), "request without connection info");
+            tracing::warn!(
+                request_id = id.as_ref().map(RequestId::as_str).unwrap_or(""),
+                "request without connection info"
+            );
             return reject(RejectionKind::Internal);
         };
 
@@ -114,7 +119,9 @@ impl Proxy {
             Some(h) => Some(h.clone()),
             None => req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
         };
-        if req.headers().get_all(header::HOST).iter().count() > 1 || host.as_ref().is_some_and(|h| !valid_host(h)) {
+        if req.headers().get_all(header::HOST).iter().count() > 1
+            || host.as_ref().is_some_and(|h| !valid_host(h))
+        {
             return reject(RejectionKind::InvalidHost);
         }
 

@@ -231,10 +231,10 @@ where
     let inflight_svc = inflight.clone();
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(peer);
-        if req.version() < Version::HTTP_2 {
-            if let Some(v) = &verdicts {
-                req.extensions_mut().insert(FramingVerdict(v.next()));
-            }
+        if req.version() < Version::HTTP_2
+            && let Some(v) = &verdicts
+        {
+            req.extensions_mut().insert(FramingVerdict(v.next()));
         }
         let service = service.clone();
         let inflight = inflight_svc.clone();

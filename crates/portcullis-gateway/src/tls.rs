@@ -58,7 +58,9 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, (T
         .map_err(|e| (TlsFile::Cert, e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| (TlsFile::Key, format!("certificate and key don't fit together or are unsupported: {e}")))?;
+        .map_err(|e| {
+            (TlsFile::Key, format!("certificate and key don't fit together or are unsupported: {e}"))
+        })?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
 }

@@ -5,7 +5,7 @@
 //! The fixture's dependencies are installed by the README's test command
 //! (`npm ci` in the fixture directory).
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 
 mod common;
 
@@ -102,7 +102,8 @@ async fn c29_c5_c6_nothing_leaks_through_portcullis() {
 async fn valid_requests_pass_unchanged() {
     let app = express().await;
     let gw = gateway(app.addr, "").await;
-    let (res, body) = send(gw.addr, post_json("/api/echo", "{\"name\":\"alice\",\"tags\":[\"a\",\"b\"],\"n\":1}")).await;
+    let (res, body) =
+        send(gw.addr, post_json("/api/echo", "{\"name\":\"alice\",\"tags\":[\"a\",\"b\"],\"n\":1}")).await;
     assert_eq!(res.status(), 200);
     assert_eq!(body, "{\"name\":\"alice\",\"tags\":[\"a\",\"b\"],\"n\":1}");
     let (res, body) = get(gw.addr, "/api/users/42").await;
@@ -148,10 +149,18 @@ async fn c13_body_limit_protects_the_50mb_parser() {
     let gw = gateway(app.addr, "[limits]\nbody = \"64kb\"").await;
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(100_000));
     // Bare Express accepts it.
-    let req = Request::post("/api/echo").header("host", "a").header("content-type", "application/json").body(Full::new(Bytes::from(big.clone()))).unwrap();
+    let req = Request::post("/api/echo")
+        .header("host", "a")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(big.clone())))
+        .unwrap();
     assert_eq!(send(app.addr, req).await.0.status(), 200);
     // Declared length: refused before reading.
-    let req = Request::post("/api/echo").header("host", "a").header("content-type", "application/json").body(Full::new(Bytes::from(big.clone()))).unwrap();
+    let req = Request::post("/api/echo")
+        .header("host", "a")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(big.clone())))
+        .unwrap();
     let (res, body) = send(gw.addr, req).await;
     assert_eq!(res.status(), 413);
     assert_eq!(json(&body)["code"], "body_too_large");

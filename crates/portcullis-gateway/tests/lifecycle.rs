@@ -1,6 +1,6 @@
 //! Graceful shutdown, connection caps, idle connections, admin endpoints (C14).
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 
 mod common;
 
@@ -61,10 +61,7 @@ async fn c14_connection_cap_holds_extra_connections_back() {
     up.seen.recv().await.unwrap();
     // The second connection is not served while the first is open.
     let second = tokio::spawn(async move { get(addr, "/ok").await });
-    let early = tokio::time::timeout(Duration::from_millis(300), async {
-        up.seen.recv().await
-    })
-    .await;
+    let early = tokio::time::timeout(Duration::from_millis(300), async { up.seen.recv().await }).await;
     assert!(early.is_err(), "a second connection was served above the cap");
     up.release.notify_one();
     assert_eq!(first.await.unwrap().0.status(), 200);
@@ -79,7 +76,10 @@ async fn c14_idle_keep_alive_connections_are_closed() {
     let tcp = TcpStream::connect(gw.addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
     let conn = tokio::spawn(conn);
-    let res = sender.send_request(Request::get("/ok").header("host", "a").body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+    let res = sender
+        .send_request(Request::get("/ok").header("host", "a").body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let _ = res.into_body().collect().await;
     // The server closes the idle connection; the client's connection task ends.

@@ -1,7 +1,7 @@
 //! The proxy core over real sockets: headers (C5 C6 C2), forwarding (C3),
 //! framing and paths (C28), limits (C13 C14), errors (C29).
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 
 mod common;
 
@@ -21,7 +21,11 @@ async fn c5_c6_exact_helmet_set_on_every_kind_of_response() {
         let (res, _) = get(gw.addr, path).await;
         assert_helmet(&res, false);
     }
-    let req = Request::post("/echo").header("host", "gw.test").header("content-length", "2000000").body(Full::new(Bytes::new())).unwrap();
+    let req = Request::post("/echo")
+        .header("host", "gw.test")
+        .header("content-length", "2000000")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let tcp_res = raw(gw.addr, b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n").await;
     assert!(tcp_res.starts_with("HTTP/1.1 413"), "{tcp_res}");
     drop(req);
@@ -253,11 +257,14 @@ async fn keep_alive_across_bodies_still_works() {
 async fn c13_body_limits_declared_and_chunked() {
     let mut up = upstream().await;
     let gw = gateway(up.addr, "[limits]\nbody = \"1kb\"").await;
-    let out = raw(gw.addr, b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1025\r\nConnection: close\r\n\r\n").await;
+    let out =
+        raw(gw.addr, b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1025\r\nConnection: close\r\n\r\n")
+            .await;
     assert!(out.starts_with("HTTP/1.1 413"), "{out}");
     assert!(out.contains("body_too_large"));
     // Chunked, no Content-Length: 3 x 512 bytes.
-    let mut req = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    let mut req =
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
     for _ in 0..3 {
         req.extend_from_slice(b"200\r\n");
         req.extend_from_slice(&[b'x'; 512]);
@@ -268,7 +275,11 @@ async fn c13_body_limits_declared_and_chunked() {
     assert!(out.starts_with("HTTP/1.1 413"), "{out}");
     // Exactly at the limit passes, byte for byte.
     let body = vec![b'y'; 1024];
-    let res = send(gw.addr, Request::post("/echo").header("host", "a").body(Full::new(Bytes::from(body.clone()))).unwrap()).await;
+    let res = send(
+        gw.addr,
+        Request::post("/echo").header("host", "a").body(Full::new(Bytes::from(body.clone()))).unwrap(),
+    )
+    .await;
     assert_eq!(res.0.status(), 200);
     assert_eq!(res.1, body);
     // The upstream never saw more than the limit.
@@ -371,7 +382,11 @@ async fn upstream_headers_from_secrets_are_sent() {
     })
     .unwrap();
     let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
-    let req = Request::get("/ok").header("host", "a").header("x-api-key", "client-forged").body(Full::new(Bytes::new())).unwrap();
+    let req = Request::get("/ok")
+        .header("host", "a")
+        .header("x-api-key", "client-forged")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let _ = send(gw.addr, req).await;
     let seen = up.seen.recv().await.unwrap();
     assert_eq!(seen.headers["x-api-key"], "k-123");

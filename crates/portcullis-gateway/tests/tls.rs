@@ -1,6 +1,6 @@
 //! TLS termination and redirect (C1), HSTS over HTTPS (C2), HTTP/2 by ALPN.
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 
 mod common;
 
@@ -29,7 +29,11 @@ fn certs() -> Certs {
     Certs { dir, cert_der: cert.der().clone() }
 }
 
-async fn tls_gateway(up: std::net::SocketAddr, certs: &Certs, redirect: bool) -> portcullis_gateway::server::Running {
+async fn tls_gateway(
+    up: std::net::SocketAddr,
+    certs: &Certs,
+    redirect: bool,
+) -> portcullis_gateway::server::Running {
     let redirect = if redirect { "redirect_http = \"127.0.0.1:0\"\n" } else { "" };
     let text = format!(
         "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n{redirect}[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[upstream]\nurl = \"http://{up}\"\n"
@@ -38,14 +42,19 @@ async fn tls_gateway(up: std::net::SocketAddr, certs: &Certs, redirect: bool) ->
     portcullis_gateway::server::start(&cfg).await.unwrap()
 }
 
-fn client_config(certs: &Certs, versions: &[&'static rustls::SupportedProtocolVersion], alpn: &[&[u8]]) -> rustls::ClientConfig {
+fn client_config(
+    certs: &Certs,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(certs.cert_der.clone()).unwrap();
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut cfg =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     cfg
 }
@@ -55,7 +64,9 @@ async fn connect(
     cfg: rustls::ClientConfig,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, std::io::Error> {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(ServerName::try_from("localhost").unwrap(), tcp).await
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
 }
 
 #[tokio::test]
@@ -98,12 +109,27 @@ async fn c1_legacy_protocols_and_weak_suites_are_refused() {
     let addr = gw.addr;
     let results = tokio::task::spawn_blocking(move || {
         [
-            ("tls1.2 ECDHE-ECDSA-AES128-GCM", openssl_handshake(addr, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]), true),
+            (
+                "tls1.2 ECDHE-ECDSA-AES128-GCM",
+                openssl_handshake(addr, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]),
+                true,
+            ),
             ("tls1.3", openssl_handshake(addr, &["-tls1_3"]), true),
             ("tls1.1", openssl_handshake(addr, &["-tls1_1", "-cipher", "ALL:@SECLEVEL=0"]), false),
             ("tls1.0", openssl_handshake(addr, &["-tls1", "-cipher", "ALL:@SECLEVEL=0"]), false),
-            ("tls1.2 CBC", openssl_handshake(addr, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384"]), false),
-            ("tls1.2 no forward secrecy", openssl_handshake(addr, &["-tls1_2", "-cipher", "AES128-GCM-SHA256:AES256-GCM-SHA384"]), false),
+            (
+                "tls1.2 CBC",
+                openssl_handshake(
+                    addr,
+                    &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384"],
+                ),
+                false,
+            ),
+            (
+                "tls1.2 no forward secrecy",
+                openssl_handshake(addr, &["-tls1_2", "-cipher", "AES128-GCM-SHA256:AES256-GCM-SHA384"]),
+                false,
+            ),
         ]
     })
     .await
@@ -120,10 +146,14 @@ async fn c2_hsts_over_https_and_http2_by_alpn() {
     let gw = tls_gateway(up.addr, &c, false).await;
 
     // HTTP/1.1 over TLS.
-    let stream = connect(gw.addr, client_config(&c, &[&rustls::version::TLS13], &[b"http/1.1"])).await.unwrap();
+    let stream =
+        connect(gw.addr, client_config(&c, &[&rustls::version::TLS13], &[b"http/1.1"])).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
-    let res = sender.send_request(Request::get("/ok").header("host", "localhost").body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+    let res = sender
+        .send_request(Request::get("/ok").header("host", "localhost").body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
     let (parts, _) = res.into_parts();
     let res = http::Response::from_parts(parts, ());
     assert_eq!(res.status(), 200);
@@ -132,7 +162,8 @@ async fn c2_hsts_over_https_and_http2_by_alpn() {
     // HTTP/2 negotiated by ALPN; errors from the upstream still replaced.
     let stream = connect(gw.addr, client_config(&c, &[&rustls::version::TLS13], &[b"h2"])).await.unwrap();
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
     for (path, status) in [("/ok", 200), ("/crash", 500), ("/%2e%2e/x", 400)] {
         let req = Request::get(format!("https://localhost{path}")).body(Full::new(Bytes::new())).unwrap();
@@ -153,7 +184,11 @@ async fn c1_http_redirects_to_https() {
     let gw = tls_gateway(up.addr, &c, true).await;
     let port = gw.addr.port();
     let raddr = gw.redirect_addr.unwrap();
-    let (res, _) = send(raddr, Request::get("/a/b?x=1").header("host", "example.com:8080").body(Full::new(Bytes::new())).unwrap()).await;
+    let (res, _) = send(
+        raddr,
+        Request::get("/a/b?x=1").header("host", "example.com:8080").body(Full::new(Bytes::new())).unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), 301);
     assert_eq!(res.headers()["location"], format!("https://example.com:{port}/a/b?x=1"));
     assert!(res.headers().get("strict-transport-security").is_none());

@@ -169,10 +169,11 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let peer = req.extensions().get::<PeerAddr>().copied().unwrap_or(PeerAddr {
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            https: false,
-        });
+        let peer = req
+            .extensions()
+            .get::<PeerAddr>()
+            .copied()
+            .unwrap_or(PeerAddr { addr: SocketAddr::from(([0, 0, 0, 0], 0)), https: false });
         let info = self.trusted.resolve(&peer, req.headers());
         req.extensions_mut().insert(info);
         self.inner.call(req)

@@ -48,10 +48,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, extra_prote
     for v in headers.get_all(header::CONNECTION) {
         let Ok(s) = v.to_str() else { continue };
         for token in s.split(',') {
-            if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
-                if !PROTECTED.contains(&name.as_str()) && !extra_protected.contains(&name) {
-                    named.push(name);
-                }
+            if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes())
+                && !PROTECTED.contains(&name.as_str())
+                && !extra_protected.contains(&name)
+            {
+                named.push(name);
             }
         }
     }
@@ -73,9 +74,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, extra_prote
 
 /// Whether a request asks for a protocol upgrade (WebSocket).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    let conn_upgrade = headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
-    });
+    let conn_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))));
     conn_upgrade && headers.contains_key(header::UPGRADE)
 }
 
@@ -129,12 +131,12 @@ pub fn set_forwarding_headers(
     }
     let for_part = if client.ip.is_ipv6() { format!("\"[{client_ip}]\"") } else { client_ip };
     let mut fwd = format!("for={for_part};proto={proto}");
-    if let Some(h) = host.and_then(|h| h.to_str().ok()) {
-        if h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')) {
-            fwd.push_str(";host=\"");
-            fwd.push_str(h);
-            fwd.push('"');
-        }
+    if let Some(h) = host.and_then(|h| h.to_str().ok())
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    {
+        fwd.push_str(";host=\"");
+        fwd.push_str(h);
+        fwd.push('"');
     }
     headers.remove(header::FORWARDED);
     if let Ok(v) = HeaderValue::from_str(&fwd) {

@@ -11,8 +11,22 @@ use std::borrow::Cow;
 pub const REDACTED: &str = "[REDACTED]";
 
 const SECRET_KEYS: &[&str] = &[
-    "password", "passwd", "pwd", "secret", "token", "apikey", "api_key", "api-key", "authorization",
-    "cookie", "session", "sessionid", "access_token", "refresh_token", "client_secret", "private_key",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "authorization",
+    "cookie",
+    "session",
+    "sessionid",
+    "access_token",
+    "refresh_token",
+    "client_secret",
+    "private_key",
 ];
 
 fn is_b64url(b: u8) -> bool {
@@ -44,22 +58,25 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
     let mut changed = false;
     while i < b.len() {
         // JWT anywhere.
-        if (i == 0 || !is_b64url(b[i - 1])) && b[i] == b'e' {
-            if let Some(n) = jwt_len(&b[i..]) {
-                out.push_str(&text[last..i]);
-                out.push_str(REDACTED);
-                i += n;
-                last = i;
-                changed = true;
-                continue;
-            }
+        if (i == 0 || !is_b64url(b[i - 1]))
+            && b[i] == b'e'
+            && let Some(n) = jwt_len(&b[i..])
+        {
+            out.push_str(&text[last..i]);
+            out.push_str(REDACTED);
+            i += n;
+            last = i;
+            changed = true;
+            continue;
         }
         // `Bearer xxx` / `Basic xxx`.
         for scheme in ["bearer ", "basic "] {
             if b.len() >= i + scheme.len() && b[i..i + scheme.len()].eq_ignore_ascii_case(scheme.as_bytes()) {
                 let start = i + scheme.len();
                 let mut end = start;
-                while end < b.len() && (is_b64url(b[end]) || matches!(b[end], b'.' | b'+' | b'/' | b'=' | b'~')) {
+                while end < b.len()
+                    && (is_b64url(b[end]) || matches!(b[end], b'.' | b'+' | b'/' | b'=' | b'~'))
+                {
                     end += 1;
                 }
                 if end > start {
@@ -72,7 +89,10 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
             }
         }
         // key=value / "key": "value" / key: value for secret-looking keys.
-        if i < b.len() && (b[i].is_ascii_alphabetic()) && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) {
+        if i < b.len()
+            && (b[i].is_ascii_alphabetic())
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+        {
             let mut j = i;
             while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'-') {
                 j += 1;
@@ -99,7 +119,11 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
                     }
                     let start = k;
                     while k < b.len()
-                        && !(if quoted { b[k] == b'"' || b[k] == b'\'' } else { matches!(b[k], b'&' | b',' | b';' | b'\n' | b'\r' | b'}' | b'"') })
+                        && !(if quoted {
+                            b[k] == b'"' || b[k] == b'\''
+                        } else {
+                            matches!(b[k], b'&' | b',' | b';' | b'\n' | b'\r' | b'}' | b'"')
+                        })
                     {
                         k += 1;
                     }
@@ -141,7 +165,10 @@ fn segment_is_secret(s: &str) -> bool {
     if jwt_len(b).is_some() {
         return true;
     }
-    let is_uuid = b.len() == 36 && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() });
+    let is_uuid = b.len() == 36
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() });
     b.len() >= 32 && !is_uuid && b.iter().all(|c| is_b64url(*c) || *c == b'.' || *c == b'~')
 }
 

@@ -75,11 +75,7 @@ impl RejectionKind {
             NotFound => (StatusCode::NOT_FOUND, "not_found", "Not Found"),
             UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "Gateway Timeout"),
             UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "upstream_unavailable", "Bad Gateway"),
-            UpstreamError => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "upstream_error",
-                "Internal Server Error",
-            ),
+            UpstreamError => (StatusCode::INTERNAL_SERVER_ERROR, "upstream_error", "Internal Server Error"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service Unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal Server Error"),
         }
@@ -139,7 +135,12 @@ impl Rejection {
         // serde_json's string escaping is belt and braces. Field order is
         // fixed: error, code, request_id.
         let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
-        format!("{{\"error\":{},\"code\":{},\"request_id\":{}}}", q(self.message()), q(self.kind.code()), q(id))
+        format!(
+            "{{\"error\":{},\"code\":{},\"request_id\":{}}}",
+            q(self.message()),
+            q(self.kind.code()),
+            q(id)
+        )
     }
 
     /// Builds the response for this rejection.
@@ -188,9 +189,9 @@ mod tests {
                 RejectionKind::UpstreamTimeout | RejectionKind::UpstreamUnavailable => {
                     assert!(status == StatusCode::BAD_GATEWAY || status == StatusCode::GATEWAY_TIMEOUT)
                 }
-                RejectionKind::UpstreamError
-                | RejectionKind::Internal
-                | RejectionKind::Unavailable => assert!(status.is_server_error()),
+                RejectionKind::UpstreamError | RejectionKind::Internal | RejectionKind::Unavailable => {
+                    assert!(status.is_server_error())
+                }
                 _ => assert!(status.is_client_error(), "{kind:?}"),
             }
         }

@@ -34,10 +34,7 @@ impl RequestId {
         if bytes.is_empty() || bytes.len() > MAX_REQUEST_ID_LEN {
             return None;
         }
-        if !bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-        {
+        if !bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')) {
             return None;
         }
         let s = std::str::from_utf8(bytes).ok()?;
@@ -60,10 +57,10 @@ pub fn decide<B>(req: &Request<B>) -> RequestId {
     let trusted = req.extensions().get::<ClientInfo>().is_some_and(|c| c.peer_trusted);
     if trusted {
         let mut values = req.headers().get_all(REQUEST_ID_HEADER).iter();
-        if let (Some(v), None) = (values.next(), values.next()) {
-            if let Some(id) = RequestId::parse(v) {
-                return id;
-            }
+        if let (Some(v), None) = (values.next(), values.next())
+            && let Some(id) = RequestId::parse(v)
+        {
+            return id;
         }
     }
     RequestId::new_random()

@@ -14,7 +14,11 @@ use portcullis_gateway::config::{self, Config};
 use portcullis_gateway::{demo, logging, server};
 
 #[derive(Parser)]
-#[command(name = "portcullis", version, about = "A security gateway for HTTP APIs: the production checklist, enforced at the edge.")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A security gateway for HTTP APIs: the production checklist, enforced at the edge."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,7 +61,11 @@ fn main() -> ExitCode {
             let cfg = match config::load(&config) {
                 Ok(c) => c,
                 Err(problems) => {
-                    eprintln!("portcullis: refusing to start, {} problem(s) in {}:", problems.0.len(), config.display());
+                    eprintln!(
+                        "portcullis: refusing to start, {} problem(s) in {}:",
+                        problems.0.len(),
+                        config.display()
+                    );
                     eprint!("{problems}");
                     return ExitCode::from(EXIT_CONFIG);
                 }
@@ -124,7 +132,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 }
 
 async fn demo_cmd(listen: SocketAddr, api_listen: SocketAddr) -> anyhow::Result<()> {
-    let api = demo::start_naive_api(api_listen).await.with_context(|| format!("can't bind the demo API on {api_listen}"))?;
+    let api = demo::start_naive_api(api_listen)
+        .await
+        .with_context(|| format!("can't bind the demo API on {api_listen}"))?;
     let cfg = Config::with_upstream(listen, &format!("http://{api}")).map_err(|p| anyhow::anyhow!("{p}"))?;
     let running = server::start(&cfg).await.with_context(|| format!("can't bind Portcullis on {listen}"))?;
     let gw = running.addr;

@@ -1,7 +1,7 @@
 //! The real binary: `check`, `serve` (exit codes, log hygiene, SIGTERM),
 //! and `demo`. Temp dirs, port 0 everywhere.
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -87,7 +87,11 @@ fn check_reports_a_missing_file_and_syntax_errors() {
     let (_d, path) = write_config("[upstream\nurl = 1\n");
     let out = run(&["check", "--config", path.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1, column"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 1, column"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -95,10 +99,14 @@ fn c32_serve_refuses_missing_secret_with_64_naming_the_key_only() {
     let (_d, path) = write_config(
         "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\nheaders = { \"X-Api-Key\" = \"${PC_TEST_MISSING_SECRET}\", \"X-Other\" = \"${PC_TEST_SET_SECRET}\" }\n",
     );
-    let out = run(&["serve", "--config", path.to_str().unwrap()], &[("PC_TEST_SET_SECRET", "visible-if-leaked")]);
+    let out =
+        run(&["serve", "--config", path.to_str().unwrap()], &[("PC_TEST_SET_SECRET", "visible-if-leaked")]);
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("upstream.headers.X-Api-Key: environment variable PC_TEST_MISSING_SECRET is not set"), "{stderr}");
+    assert!(
+        stderr.contains("upstream.headers.X-Api-Key: environment variable PC_TEST_MISSING_SECRET is not set"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("visible-if-leaked"));
     assert!(String::from_utf8_lossy(&out.stdout).is_empty());
 }
@@ -139,25 +147,35 @@ async fn c30_serve_logs_one_redacted_json_line_per_request_and_drains_on_sigterm
     };
 
     const JWT: &str = "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInJvbGVzIjpbImFkbWluIl19.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU";
-    let secrets = [JWT, "cookie-s3cret", "query-s3cret", "hunter2-password", "upstream-key-s3cret", "basic-dXNlcjpwYXNz"];
+    let secrets = [
+        JWT,
+        "cookie-s3cret",
+        "query-s3cret",
+        "hunter2-password",
+        "upstream-key-s3cret",
+        "basic-dXNlcjpwYXNz",
+    ];
     let requests = [
-        format!("GET /api/hello?token=query-s3cret HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {JWT}\r\nCookie: session=cookie-s3cret\r\nConnection: close\r\n\r\n"),
-        format!("GET /api/reset/{JWT} HTTP/1.1\r\nHost: a\r\nAuthorization: Basic basic-dXNlcjpwYXNz\r\nConnection: close\r\n\r\n"),
+        format!(
+            "GET /api/hello?token=query-s3cret HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {JWT}\r\nCookie: session=cookie-s3cret\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "GET /api/reset/{JWT} HTTP/1.1\r\nHost: a\r\nAuthorization: Basic basic-dXNlcjpwYXNz\r\nConnection: close\r\n\r\n"
+        ),
         {
             let body = format!("{{\"password\":\"hunter2-password\",\"token\":\"{JWT}\"}}");
-            format!("POST /api/fail HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+            format!(
+                "POST /api/fail HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
         },
-        "GET /api/%2e%2e/admin?api_key=query-s3cret HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_owned(),
+        "GET /api/%2e%2e/admin?api_key=query-s3cret HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            .to_owned(),
     ];
     let mut ids = Vec::new();
     for r in requests {
         let out = http(addr, r).await;
-        let id = out
-            .lines()
-            .find_map(|l| l.strip_prefix("x-request-id: "))
-            .unwrap()
-            .trim()
-            .to_owned();
+        let id = out.lines().find_map(|l| l.strip_prefix("x-request-id: ")).unwrap().trim().to_owned();
         for s in secrets {
             assert!(!out.contains(s), "response leaked {s}");
         }

@@ -194,7 +194,9 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
 impl Config {
     /// A configuration with every default, proxying to `upstream`.
     pub fn with_upstream(listen: SocketAddr, upstream: &str) -> Result<Config, Problems> {
-        let text = format!("[server]\nlisten = \"{listen}\"\n[admin]\nenabled = false\n[upstream]\nurl = \"{upstream}\"\n");
+        let text = format!(
+            "[server]\nlisten = \"{listen}\"\n[admin]\nenabled = false\n[upstream]\nurl = \"{upstream}\"\n"
+        );
         from_str(&text, Path::new("."), &|_| None)
     }
 

@@ -29,7 +29,11 @@ pub(super) fn render(c: &Config) -> String {
     let _ = writeln!(
         o,
         "  trusted_proxies   {}",
-        if trusted.is_empty() { "none (client = socket peer; X-Forwarded-* overwritten)".to_owned() } else { trusted.join(", ") }
+        if trusted.is_empty() {
+            "none (client = socket peer; X-Forwarded-* overwritten)".to_owned()
+        } else {
+            trusted.join(", ")
+        }
     );
     let _ = writeln!(o, "[admin]");
     match c.admin {
@@ -43,14 +47,20 @@ pub(super) fn render(c: &Config) -> String {
     let u = &c.upstream;
     let _ = writeln!(o, "[upstream]");
     let _ = writeln!(o, "  url               {}", u.url);
-    let _ = writeln!(o, "  timeout           {} (connect {})", show_duration(u.timeout), show_duration(u.connect_timeout));
+    let _ = writeln!(
+        o,
+        "  timeout           {} (connect {})",
+        show_duration(u.timeout),
+        show_duration(u.connect_timeout)
+    );
     for (name, secret) in &u.headers {
         let _ = writeln!(o, "  header            {name}: {secret}");
     }
     let l = &c.limits;
     let _ = writeln!(o, "[limits]");
     let _ = writeln!(o, "  body              {} bytes (413 beyond, also for chunked bodies)", l.body);
-    let _ = writeln!(o, "  request head      {} bytes, {} fields (431 beyond)", l.header_bytes, l.max_headers);
+    let _ =
+        writeln!(o, "  request head      {} bytes, {} fields (431 beyond)", l.header_bytes, l.max_headers);
     let _ = writeln!(
         o,
         "  timeouts          header read {}, body read {}, request {}, idle keep-alive {}",
@@ -59,7 +69,12 @@ pub(super) fn render(c: &Config) -> String {
         show_duration(l.request_timeout),
         show_duration(l.idle_timeout)
     );
-    let _ = writeln!(o, "  connections       {} per listener; shutdown grace {}", l.max_connections, show_duration(l.shutdown_grace));
+    let _ = writeln!(
+        o,
+        "  connections       {} per listener; shutdown grace {}",
+        l.max_connections,
+        show_duration(l.shutdown_grace)
+    );
     let _ = writeln!(o, "[paths]");
     let _ = writeln!(
         o,

@@ -78,10 +78,10 @@ pub fn parse_ref(s: &str) -> Result<SecretRef, SecretError> {
             && inner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         return if valid { Ok(SecretRef::Env(inner.to_owned())) } else { Err(SecretError::BadName) };
     }
-    if let Some(path) = s.strip_prefix("file:") {
-        if !path.is_empty() {
-            return Ok(SecretRef::File(path.to_owned()));
-        }
+    if let Some(path) = s.strip_prefix("file:")
+        && !path.is_empty()
+    {
+        return Ok(SecretRef::File(path.to_owned()));
     }
     Err(SecretError::Literal)
 }

@@ -39,11 +39,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Renders a duration the way the file writes it.
 pub(crate) fn show_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
-        format!("{ms}ms")
-    } else {
-        format!("{}s", d.as_secs())
-    }
+    if !ms.is_multiple_of(1000) { format!("{ms}ms") } else { format!("{}s", d.as_secs()) }
 }
 
 #[cfg(test)]

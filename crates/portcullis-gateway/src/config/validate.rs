@@ -25,10 +25,7 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let doc: toml::Table = match toml::from_str(text) {
         Ok(t) => t,
         Err(e) => {
-            let at = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or_else(|| "file".to_owned());
+            let at = e.span().map(|s| line_col(text, s.start)).unwrap_or_else(|| "file".to_owned());
             p.push(at, format!("TOML syntax error: {}", e.message()));
             return Err(p);
         }
@@ -61,10 +58,11 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     };
     let errors = validate_errors(errors, &mut p);
 
-    if let (Some(s), Some(a)) = (&server, admin) {
-        if a.port() != 0 && (a == s.listen || Some(a) == s.redirect_http) {
-            p.push("admin.listen", "must differ from the server listeners");
-        }
+    if let (Some(s), Some(a)) = (&server, admin)
+        && a.port() != 0
+        && (a == s.listen || Some(a) == s.redirect_http)
+    {
+        p.push("admin.listen", "must differ from the server listeners");
     }
     match (server, upstream, headers, limits, errors) {
         (Some(server), Some(upstream), Some(headers), Some(limits), Some(errors)) if p.0.is_empty() => {
@@ -209,7 +207,12 @@ fn validate_admin(raw: RawAdmin, p: &mut Problems) -> Option<SocketAddr> {
     }
 }
 
-fn duration(at: &str, raw: Option<&str>, default: std::time::Duration, p: &mut Problems) -> std::time::Duration {
+fn duration(
+    at: &str,
+    raw: Option<&str>,
+    default: std::time::Duration,
+    p: &mut Problems,
+) -> std::time::Duration {
     match raw {
         None => default,
         Some(s) => match parse_duration(s) {
@@ -226,40 +229,53 @@ fn duration(at: &str, raw: Option<&str>, default: std::time::Duration, p: &mut P
     }
 }
 
-fn validate_upstream(raw: RawUpstream, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Option<UpstreamConfig> {
+fn validate_upstream(
+    raw: RawUpstream,
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Option<UpstreamConfig> {
     let before = p.0.len();
     let url = match raw.url.as_deref() {
         None => {
             p.push("upstream.url", "missing: the URL of the API to protect, e.g. \"http://127.0.0.1:3000\"");
             None
         }
-        Some(s) => match s.parse::<http::Uri>() {
-            Ok(u) if u.scheme_str() == Some("https") => {
-                p.push("upstream.url", "https upstreams are not supported yet; use http:// to a local or private upstream");
-                None
+        Some(s) => {
+            match s.parse::<http::Uri>() {
+                Ok(u) if u.scheme_str() == Some("https") => {
+                    p.push(
+                        "upstream.url",
+                        "https upstreams are not supported yet; use http:// to a local or private upstream",
+                    );
+                    None
+                }
+                Ok(u) if u.scheme_str() != Some("http") || u.authority().is_none() => {
+                    p.push("upstream.url", "expected an absolute http:// URL with a host");
+                    None
+                }
+                Ok(u) if u.query().is_some() || s.contains('#') => {
+                    p.push("upstream.url", "must not have a query or fragment");
+                    None
+                }
+                Ok(u) if u.authority().is_some_and(|a| a.as_str().contains('@')) => {
+                    p.push("upstream.url", "credentials in the URL are not allowed; use upstream.headers with a secret reference");
+                    None
+                }
+                Ok(u) => Some(u),
+                Err(_) => {
+                    p.push("upstream.url", "not a valid URL");
+                    None
+                }
             }
-            Ok(u) if u.scheme_str() != Some("http") || u.authority().is_none() => {
-                p.push("upstream.url", "expected an absolute http:// URL with a host");
-                None
-            }
-            Ok(u) if u.query().is_some() || s.contains('#') => {
-                p.push("upstream.url", "must not have a query or fragment");
-                None
-            }
-            Ok(u) if u.authority().is_some_and(|a| a.as_str().contains('@')) => {
-                p.push("upstream.url", "credentials in the URL are not allowed; use upstream.headers with a secret reference");
-                None
-            }
-            Ok(u) => Some(u),
-            Err(_) => {
-                p.push("upstream.url", "not a valid URL");
-                None
-            }
-        },
+        }
     };
     let timeout = duration("upstream.timeout", raw.timeout.as_deref(), std::time::Duration::from_secs(30), p);
-    let connect_timeout =
-        duration("upstream.connect_timeout", raw.connect_timeout.as_deref(), std::time::Duration::from_secs(5), p);
+    let connect_timeout = duration(
+        "upstream.connect_timeout",
+        raw.connect_timeout.as_deref(),
+        std::time::Duration::from_secs(5),
+        p,
+    );
     let mut headers = Vec::new();
     for (name, value) in raw.headers.unwrap_or_default() {
         let at = format!("upstream.headers.{name}");
@@ -319,7 +335,10 @@ fn validate_headers(raw: RawHeaders, p: &mut Problems) -> Option<SecurityHeaders
         None => s,
         Some(RawCsp::Off(false)) => s.csp(None),
         Some(RawCsp::Off(true)) => {
-            p.push("headers.content_security_policy", "use false to remove the CSP, or a table of directives");
+            p.push(
+                "headers.content_security_policy",
+                "use false to remove the CSP, or a table of directives",
+            );
             s
         }
         Some(RawCsp::Policy(pol)) => {
@@ -368,7 +387,10 @@ fn validate_headers(raw: RawHeaders, p: &mut Problems) -> Option<SecurityHeaders
             let preload = h.preload.unwrap_or(false);
             let include = h.include_subdomains.unwrap_or(true);
             if preload && (!include || max_age.as_secs() < 31_536_000) {
-                p.push("headers.strict_transport_security.preload", "preload requires include_subdomains and max_age of at least 365d");
+                p.push(
+                    "headers.strict_transport_security.preload",
+                    "preload requires include_subdomains and max_age of at least 365d",
+                );
             }
             s.hsts(Some(Hsts { max_age: max_age.as_secs(), include_subdomains: include, preload }))
         }
@@ -386,11 +408,11 @@ fn validate_headers(raw: RawHeaders, p: &mut Problems) -> Option<SecurityHeaders
         ("x-xss-protection", raw.x_xss_protection),
     ];
     for (name, v) in simple {
-        if let Some(RawHeaderValue::Value(val)) = &v {
-            if let Some(msg) = check_known_value(name, val) {
-                p.push(format!("headers.{}", name.replace('-', "_")), msg);
-                continue;
-            }
+        if let Some(RawHeaderValue::Value(val)) = &v
+            && let Some(msg) = check_known_value(name, val)
+        {
+            p.push(format!("headers.{}", name.replace('-', "_")), msg);
+            continue;
         }
         s = header_setting(s, name, v, p);
     }
@@ -401,7 +423,9 @@ fn validate_headers(raw: RawHeaders, p: &mut Problems) -> Option<SecurityHeaders
 fn check_known_value(name: &str, v: &str) -> Option<String> {
     let allowed: &[&str] = match name {
         "x-frame-options" => &["DENY", "SAMEORIGIN"],
-        "cross-origin-opener-policy" => &["same-origin", "same-origin-allow-popups", "unsafe-none", "noopener-allow-popups"],
+        "cross-origin-opener-policy" => {
+            &["same-origin", "same-origin-allow-popups", "unsafe-none", "noopener-allow-popups"]
+        }
         "cross-origin-resource-policy" => &["same-origin", "same-site", "cross-origin"],
         "x-content-type-options" => &["nosniff"],
         "origin-agent-cluster" => &["?1", "?0"],
@@ -409,14 +433,19 @@ fn check_known_value(name: &str, v: &str) -> Option<String> {
         "x-permitted-cross-domain-policies" => &["none", "master-only", "by-content-type", "all"],
         "referrer-policy" => {
             const RP: &[&str] = &[
-                "no-referrer", "no-referrer-when-downgrade", "same-origin", "origin", "strict-origin",
-                "origin-when-cross-origin", "strict-origin-when-cross-origin", "unsafe-url",
+                "no-referrer",
+                "no-referrer-when-downgrade",
+                "same-origin",
+                "origin",
+                "strict-origin",
+                "origin-when-cross-origin",
+                "strict-origin-when-cross-origin",
+                "unsafe-url",
             ];
-            return v
-                .split(',')
-                .all(|t| RP.contains(&t.trim()))
-                .then_some(())
-                .map_or_else(|| Some(format!("expected a comma-separated list of: {}", RP.join(", "))), |_| None);
+            return v.split(',').all(|t| RP.contains(&t.trim())).then_some(()).map_or_else(
+                || Some(format!("expected a comma-separated list of: {}", RP.join(", "))),
+                |_| None,
+            );
         }
         _ => return None,
     };
@@ -457,9 +486,24 @@ fn validate_limits(raw: RawLimits, p: &mut Problems) -> Option<Limits> {
         body,
         header_bytes: usize::try_from(header_bytes).unwrap_or(d.header_bytes),
         max_headers: usize::try_from(max_headers).unwrap_or(d.max_headers),
-        header_read_timeout: duration("limits.header_read_timeout", raw.header_read_timeout.as_deref(), d.header_read_timeout, p),
-        body_read_timeout: duration("limits.body_read_timeout", raw.body_read_timeout.as_deref(), d.body_read_timeout, p),
-        request_timeout: duration("limits.request_timeout", raw.request_timeout.as_deref(), d.request_timeout, p),
+        header_read_timeout: duration(
+            "limits.header_read_timeout",
+            raw.header_read_timeout.as_deref(),
+            d.header_read_timeout,
+            p,
+        ),
+        body_read_timeout: duration(
+            "limits.body_read_timeout",
+            raw.body_read_timeout.as_deref(),
+            d.body_read_timeout,
+            p,
+        ),
+        request_timeout: duration(
+            "limits.request_timeout",
+            raw.request_timeout.as_deref(),
+            d.request_timeout,
+            p,
+        ),
         idle_timeout: duration("limits.idle_timeout", raw.idle_timeout.as_deref(), d.idle_timeout, p),
         max_connections: usize::try_from(max_connections).unwrap_or(d.max_connections),
         shutdown_grace: duration("limits.shutdown_grace", raw.shutdown_grace.as_deref(), d.shutdown_grace, p),

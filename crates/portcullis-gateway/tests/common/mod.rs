@@ -2,7 +2,7 @@
 //! gateway on 127.0.0.1:0, and clients (hyper, and raw TCP for bytes hyper
 //! would never send).
 
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -118,7 +118,9 @@ async fn handle(
             "text/html; charset=utf-8",
             "<pre>TypeError: x is undefined<br> at /srv/app/routes/users.js:42:17<br> at Layer.handle (/srv/app/node_modules/express/lib/router/layer.js:95:5)</pre>",
         ),
-        "/sql" => resp(503, "application/json", "{\"error\":\"SELECT * FROM users WHERE id=1 -- syntax error\"}"),
+        "/sql" => {
+            resp(503, "application/json", "{\"error\":\"SELECT * FROM users WHERE id=1 -- syntax error\"}")
+        }
         "/notfound-html" => resp(404, "text/html", "<pre>Cannot GET /notfound-html</pre>"),
         "/notfound-json" => resp(404, "application/json", "{\"error\":\"no such thing\"}"),
         "/not-modified" => {
@@ -232,7 +234,8 @@ pub fn assert_helmet(res: &Response<()>, https: bool) {
 /// Text that must never reach a client.
 pub fn assert_no_leak(body: &Bytes) {
     let s = String::from_utf8_lossy(body);
-    for needle in ["TypeError", ".js:", "/srv/", "node_modules", "SELECT", "at Layer", "Cannot GET", "<pre>"] {
+    for needle in ["TypeError", ".js:", "/srv/", "node_modules", "SELECT", "at Layer", "Cannot GET", "<pre>"]
+    {
         assert!(!s.contains(needle), "leaked {needle:?}: {s}");
     }
 }

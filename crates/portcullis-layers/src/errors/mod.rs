@@ -83,12 +83,10 @@ impl Default for UpstreamErrorsLayer {
 }
 
 fn is_html(h: &http::HeaderMap) -> bool {
-    h.get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            let mt = ct.split(';').next().unwrap_or("").trim();
-            mt.eq_ignore_ascii_case("text/html") || mt.eq_ignore_ascii_case("application/xhtml+xml")
-        })
+    h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        let mt = ct.split(';').next().unwrap_or("").trim();
+        mt.eq_ignore_ascii_case("text/html") || mt.eq_ignore_ascii_case("application/xhtml+xml")
+    })
 }
 
 impl<S> Layer<S> for UpstreamErrorsLayer {
@@ -134,12 +132,10 @@ where
             }
             let status = res.status();
             let (parts, body) = res.into_parts();
-            let original = if cfg.log_limit > 0 {
-                read_prefix(body, cfg.log_limit).await
-            } else {
-                String::new()
-            };
-            let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let original =
+                if cfg.log_limit > 0 { read_prefix(body, cfg.log_limit).await } else { String::new() };
+            let content_type =
+                parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::warn!(
                 target: "portcullis::upstream",
                 request_id = id.as_ref().map(RequestId::as_str).unwrap_or(""),
@@ -149,8 +145,13 @@ where
                 "upstream error response replaced"
             );
             let kind = RejectionKind::UpstreamError;
-            let status = if status.is_client_error() || status.is_server_error() { status } else { StatusCode::BAD_GATEWAY };
-            let mut replaced: Response<ResBody> = Rejection::with_status(kind, status).into_response(id.as_ref());
+            let status = if status.is_client_error() || status.is_server_error() {
+                status
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            let mut replaced: Response<ResBody> =
+                Rejection::with_status(kind, status).into_response(id.as_ref());
             // Keep what inner layers recorded (the forwarded path, ...); the
             // new response's own Rejection wins.
             let rejection = replaced.extensions_mut().remove::<Rejection>();
@@ -187,12 +188,18 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use crate::Body;
     use tower::ServiceExt;
 
-    fn upstream(status: u16, ct: &'static str, body: &'static str) -> impl Service<Request<()>, Response = Response<Body>, Error = std::convert::Infallible, Future: Send> + Clone {
+    fn upstream(
+        status: u16,
+        ct: &'static str,
+        body: &'static str,
+    ) -> impl Service<Request<()>, Response = Response<Body>, Error = std::convert::Infallible, Future: Send> + Clone
+    {
         tower::service_fn(move |_req: Request<()>| async move {
             let mut r = Response::new(Body::from(body));
             *r.status_mut() = StatusCode::from_u16(status).unwrap();

@@ -93,10 +93,10 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), FramingFault> {
             });
         }
     }
-    if let Some(v) = te_first {
-        if !v.as_bytes().eq_ignore_ascii_case(b"chunked") {
-            return Err(FramingFault::UnsupportedTransferEncoding);
-        }
+    if let Some(v) = te_first
+        && !v.as_bytes().eq_ignore_ascii_case(b"chunked")
+    {
+        return Err(FramingFault::UnsupportedTransferEncoding);
     }
     Ok(())
 }
@@ -145,6 +145,7 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 
@@ -165,13 +166,19 @@ mod tests {
             (&[("content-length", "10")], Ok(())),
             (&[("transfer-encoding", "chunked")], Ok(())),
             (&[("transfer-encoding", "Chunked")], Ok(())),
-            (&[("content-length", "10"), ("transfer-encoding", "chunked")], Err(ContentLengthWithTransferEncoding)),
+            (
+                &[("content-length", "10"), ("transfer-encoding", "chunked")],
+                Err(ContentLengthWithTransferEncoding),
+            ),
             (&[("content-length", "10"), ("content-length", "10")], Err(MultipleContentLength)),
             (&[("content-length", "10, 11")], Err(MultipleContentLength)),
             (&[("content-length", "+10")], Err(MalformedContentLength)),
             (&[("content-length", "0x10")], Err(MalformedContentLength)),
             (&[("content-length", "")], Err(MalformedContentLength)),
-            (&[("transfer-encoding", "chunked"), ("transfer-encoding", "identity")], Err(MultipleTransferEncoding)),
+            (
+                &[("transfer-encoding", "chunked"), ("transfer-encoding", "identity")],
+                Err(MultipleTransferEncoding),
+            ),
             (&[("transfer-encoding", "gzip, chunked")], Err(UnsupportedTransferEncoding)),
             (&[("transfer-encoding", "xchunked")], Err(UnsupportedTransferEncoding)),
             (&[("transfer-encoding", "chunked ,")], Err(UnsupportedTransferEncoding)),

@@ -101,7 +101,8 @@ impl Csp {
         for (i, v) in values.iter().enumerate() {
             let at = format!("{name}[{i}]");
             if v.is_empty()
-                || v.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b';' || b == b',')
+                || v.bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b';' || b == b',')
                 || !v.is_ascii()
             {
                 return Err(ConfigError::new(at, "a source must be one token without spaces, ';' or ','"));

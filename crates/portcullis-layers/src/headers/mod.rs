@@ -156,10 +156,8 @@ impl SecurityHeaders {
     /// The headers a response gets, for HTTPS or plain HTTP clients.
     pub fn effective(&self, https: bool) -> Vec<(HeaderName, HeaderValue)> {
         let mut v = self.fixed.clone();
-        if https {
-            if let Some(h) = &self.hsts {
-                v.push((http::header::STRICT_TRANSPORT_SECURITY, h.clone()));
-            }
+        if https && let Some(h) = &self.hsts {
+            v.push((http::header::STRICT_TRANSPORT_SECURITY, h.clone()));
         }
         v
     }

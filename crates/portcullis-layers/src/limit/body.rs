@@ -90,7 +90,10 @@ where
     type Data = B::Data;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
         let mut this = self.project();
         if *this.failed {
             return Poll::Ready(None);
@@ -114,12 +117,12 @@ where
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                if let Some(timer) = this.timer.as_mut().as_pin_mut() {
-                    if timer.poll(cx).is_ready() {
-                        *this.failed = true;
-                        this.outcome.set(BodyLimitError::Timeout);
-                        return Poll::Ready(Some(Err(Box::new(BodyLimitError::Timeout))));
-                    }
+                if let Some(timer) = this.timer.as_mut().as_pin_mut()
+                    && timer.poll(cx).is_ready()
+                {
+                    *this.failed = true;
+                    this.outcome.set(BodyLimitError::Timeout);
+                    return Poll::Ready(Some(Err(Box::new(BodyLimitError::Timeout))));
                 }
                 Poll::Pending
             }

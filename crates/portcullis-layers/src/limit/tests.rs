@@ -51,7 +51,8 @@ async fn c13_chunked_body_counted() {
 
 #[tokio::test(start_paused = true)]
 async fn c14_stalled_body_times_out() {
-    let svc = BodyLimitLayer::new(1024).idle_timeout(Duration::from_secs(5)).layer(tower::service_fn(echo_len));
+    let svc =
+        BodyLimitLayer::new(1024).idle_timeout(Duration::from_secs(5)).layer(tower::service_fn(echo_len));
     // A body that never sends: the paused clock auto-advances to the timer.
     let (_tx, body) = pending_body();
     let res = svc.oneshot(Request::new(body)).await.unwrap();

@@ -108,7 +108,10 @@ fn is_unreserved(b: u8) -> bool {
 /// RFC 3986 `pchar` minus `%` (handled apart) and `;` (refused), plus `/`.
 fn is_allowed_literal(b: u8) -> bool {
     is_unreserved(b)
-        || matches!(b, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':' | b'@' | b'/')
+        || matches!(
+            b,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':' | b'@' | b'/'
+        )
 }
 
 fn hex_val(b: u8) -> Option<u8> {

@@ -112,7 +112,9 @@ fn c32_secret_values_never_in_problems_or_render() {
 fn redirect_needs_tls_and_tls_files_must_exist() {
     let p = problems("[server]\nredirect_http = \"0.0.0.0:8081\"\n[upstream]\nurl = \"http://x\"\n");
     assert!(p.iter().any(|x| x.starts_with("server.redirect_http: redirects to HTTPS need")), "{p:?}");
-    let p = problems("[server.tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n[upstream]\nurl = \"http://x\"\n");
+    let p = problems(
+        "[server.tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n[upstream]\nurl = \"http://x\"\n",
+    );
     assert!(p.iter().any(|x| x.starts_with("server.tls.cert: can't read the file")), "{p:?}");
     let p = problems("[server.tls]\ncert = \"c.pem\"\n[upstream]\nurl = \"http://x\"\n");
     assert!(p.iter().any(|x| x.starts_with("server.tls.key: missing")), "{p:?}");
