@@ -198,6 +198,18 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors.md");
+        let docs = std::fs::read_to_string(path).unwrap();
+        for kind in RejectionKind::ALL {
+            let (status, code, message) = kind.row();
+            let row = format!("| {} | `{code}` | {message} |", status.as_u16());
+            let upstream = format!("| 5xx/4xx | `{code}` |");
+            assert!(docs.contains(&row) || docs.contains(&upstream), "docs/errors.md lacks the row {row}");
+        }
+    }
+
+    #[test]
     fn body_has_fixed_fields_only() {
         let id = RequestId::new_random();
         let r = Rejection::with_status(RejectionKind::UpstreamError, StatusCode::SERVICE_UNAVAILABLE);

@@ -1,5 +1,5 @@
 //! The configuration model, in three stages (ripgrep's lowargs -> hiargs):
-//! 1. [`raw`]: serde structs mirroring the TOML file;
+//! 1. `raw`: serde structs mirroring the TOML file;
 //! 2. [`Config`]: validated, typed, secrets resolved, TLS loaded; every
 //!    problem collected with its place in the file ([`Problems`]);
 //! 3. [`crate::stack`]: built into the layers of `portcullis-layers`.

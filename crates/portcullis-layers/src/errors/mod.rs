@@ -13,7 +13,7 @@
 //! - The original body, read up to a bound and redacted
 //!   ([`crate::redact`]), goes to the server log with the request id.
 //! - Responses Portcullis wrote itself (they carry a
-//!   [`Rejection`](crate::rejection::Rejection)) are left alone.
+//!   [`Rejection`]) are left alone.
 //!
 //! # Example
 //! ```

@@ -153,3 +153,55 @@ fn paths_only_stricter() {
     let p = problems("[upstream]\nurl = \"http://x\"\n[paths]\nallow_encoded_slash = true\n");
     assert!(p[0].starts_with("paths.allow_encoded_slash: unknown field"), "{p:?}");
 }
+
+/// The field names serde accepts for `T`, read from its unknown-field error.
+fn fields<T: DeserializeOwned>() -> Vec<String> {
+    let mut probe = toml::Table::new();
+    probe.insert("__probe__".to_owned(), toml::Value::Integer(1));
+    let msg = match T::deserialize(toml::Value::Table(probe)) {
+        Ok(_) => panic!("probe accepted"),
+        Err(e) => e.to_string(),
+    };
+    let expected = msg.split("expected").nth(1).unwrap_or_else(|| panic!("{msg}"));
+    expected.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+#[test]
+fn docs_cover_every_key() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+    let docs = std::fs::read_to_string(path).unwrap();
+    let sections: Vec<(&str, Vec<String>)> = vec![
+        ("server", fields::<RawServer>()),
+        ("server.tls", fields::<RawTls>()),
+        ("admin", fields::<RawAdmin>()),
+        ("upstream", fields::<RawUpstream>()),
+        ("headers", fields::<RawHeaders>()),
+        ("headers.content_security_policy", fields::<RawCspPolicy>()),
+        ("headers.strict_transport_security", fields::<RawHstsPolicy>()),
+        ("limits", fields::<RawLimits>()),
+        ("paths", fields::<RawPaths>()),
+        ("errors", fields::<RawErrors>()),
+    ];
+    let mut total = 0;
+    for (section, keys) in sections {
+        assert!(!keys.is_empty(), "{section}");
+        for k in keys {
+            let full = format!("`{section}.{k}`");
+            assert!(docs.contains(&full), "docs/configuration.md does not document {full}");
+            total += 1;
+        }
+    }
+    assert!(total >= 40, "only {total} keys found: the probe is broken");
+    for s in SECTIONS {
+        assert!(docs.contains(&format!("## `[{s}]`")), "no section heading for [{s}]");
+    }
+}
+
+#[test]
+fn example_config_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../portcullis.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let base = path.parent().unwrap();
+    let c = from_str(&text, base, &|name| (name == "UPSTREAM_API_KEY").then(|| "example".to_owned()));
+    assert!(c.is_ok(), "{}", c.err().map(|p| p.to_string()).unwrap_or_default());
+}
