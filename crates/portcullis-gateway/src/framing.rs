@@ -33,29 +33,19 @@ pub struct Verdicts(Arc<Mutex<VerdictQueue>>);
 #[derive(Debug, Default)]
 struct VerdictQueue {
     queue: VecDeque<Result<(), FramingFault>>,
-    /// The tracker stopped following the stream.
-    lost: bool,
 }
 
 impl Verdicts {
     /// The verdict for the next HTTP/1 request the service sees.
     pub fn next(&self) -> Result<(), FramingFault> {
         let mut q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match q.queue.pop_front() {
-            Some(v) => v,
-            None if q.lost => Err(FramingFault::Desync),
-            // No head recorded for a request hyper parsed: the two parsers
-            // disagree, so the stream can't be trusted.
-            None => Err(FramingFault::Desync),
-        }
+        // No head recorded for a request hyper parsed: the tracker lost the
+        // stream, or the two parsers disagree. Either way it can't be trusted.
+        q.queue.pop_front().unwrap_or(Err(FramingFault::Desync))
     }
 
     fn push(&self, v: Result<(), FramingFault>) {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).queue.push_back(v);
-    }
-
-    fn lose(&self) {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).lost = true;
     }
 }
 
@@ -102,7 +92,6 @@ impl Tracker {
 
     fn lose(&mut self) {
         self.state = State::Lost;
-        self.verdicts.lose();
     }
 
     /// Consumes bytes read from the client.
