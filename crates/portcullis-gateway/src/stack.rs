@@ -38,6 +38,7 @@ pub fn build(cfg: &Config) -> GatewayService {
         .layer(FramingLayer) // C28
         .layer(CanonicalPathLayer::new(cfg.paths)) // C28
         .layer(RecordPathLayer)
+        .layer(cfg.cors.layer.clone()) // C8
         .layer(BodyLimitLayer::new(cfg.limits.body).idle_timeout(cfg.limits.body_read_timeout)) // C13 C14
         .service(Proxy::new(&cfg.upstream, cfg.limits.request_timeout)); // C14
     BoxCloneService::new(stack)

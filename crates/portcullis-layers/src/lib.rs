@@ -10,6 +10,8 @@
 //! | [`request_id`] | C30 | request ids |
 //! | [`headers`] | C2 C5 C6 C7 | helmet headers, CSP, HSTS |
 //! | [`path`] | C28 | path canonicalisation |
+//! | [`pattern`] | C11 C21 | route path patterns (Express semantics) |
+//! | [`cors`] | C8 | strict CORS |
 //! | [`framing`] | C28 | ambiguous framing refused |
 //! | [`limit`] | C13 C14 | body limits, body read timeout |
 //! | [`errors`] | C29 | upstream error pages replaced |
@@ -20,6 +22,8 @@
 pub mod body;
 pub mod client;
 pub mod config_error;
+#[cfg(feature = "cors")]
+pub mod cors;
 #[cfg(feature = "errors")]
 pub mod errors;
 pub mod forwarded;
@@ -32,6 +36,7 @@ pub mod headers;
 pub mod limit;
 #[cfg(feature = "path")]
 pub mod path;
+pub mod pattern;
 pub mod redact;
 pub mod rejection;
 pub mod request_id;

@@ -29,6 +29,10 @@ pub enum RejectionKind {
     RequestTimeout,
     /// The request matched no route (C21).
     NotFound,
+    /// A CORS preflight for an origin, method or header the policy refuses (C8).
+    CorsForbidden,
+    /// A rate limit was exceeded (C11).
+    RateLimited,
     /// The upstream did not answer in time (C14).
     UpstreamTimeout,
     /// The upstream could not be reached.
@@ -51,6 +55,8 @@ impl RejectionKind {
         RejectionKind::HeadersTooLarge,
         RejectionKind::RequestTimeout,
         RejectionKind::NotFound,
+        RejectionKind::CorsForbidden,
+        RejectionKind::RateLimited,
         RejectionKind::UpstreamTimeout,
         RejectionKind::UpstreamUnavailable,
         RejectionKind::UpstreamError,
@@ -73,6 +79,8 @@ impl RejectionKind {
             ),
             RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", "Request Timeout"),
             NotFound => (StatusCode::NOT_FOUND, "not_found", "Not Found"),
+            CorsForbidden => (StatusCode::FORBIDDEN, "cors_forbidden", "Forbidden"),
+            RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too Many Requests"),
             UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "Gateway Timeout"),
             UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "upstream_unavailable", "Bad Gateway"),
             UpstreamError => (StatusCode::INTERNAL_SERVER_ERROR, "upstream_error", "Internal Server Error"),

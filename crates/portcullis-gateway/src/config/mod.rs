@@ -4,6 +4,7 @@
 //!    problem collected with its place in the file ([`Problems`]);
 //! 3. [`crate::stack`]: built into the layers of `portcullis-layers`.
 
+mod cors;
 mod raw;
 mod render;
 pub mod secret;
@@ -21,6 +22,7 @@ use ipnet::IpNet;
 use portcullis_layers::headers::SecurityHeaders;
 use portcullis_layers::path::PathPolicy;
 
+pub use cors::CorsConfig;
 pub use secret::Secret;
 pub use validate::from_str;
 
@@ -78,6 +80,8 @@ pub struct Config {
     pub paths: PathPolicy,
     /// `[errors]`.
     pub errors: ErrorPages,
+    /// `[cors]`.
+    pub cors: CorsConfig,
 }
 
 /// `[server]`.

@@ -127,3 +127,28 @@ pub(crate) struct RawErrors {
     pub(crate) replace_html_4xx: Option<bool>,
     pub(crate) log_body_bytes: Option<u64>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawCors {
+    pub(crate) origins: Option<Vec<String>>,
+    pub(crate) credentials: Option<bool>,
+    pub(crate) methods: Option<Vec<String>>,
+    pub(crate) headers: Option<Vec<String>>,
+    pub(crate) expose_headers: Option<Vec<String>>,
+    pub(crate) max_age: Option<String>,
+    pub(crate) routes: Option<Vec<RawCorsRoute>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawCorsRoute {
+    pub(crate) paths: Option<Vec<String>>,
+    pub(crate) enabled: Option<bool>,
+    pub(crate) origins: Option<Vec<String>>,
+    pub(crate) credentials: Option<bool>,
+    pub(crate) methods: Option<Vec<String>>,
+    pub(crate) headers: Option<Vec<String>>,
+    pub(crate) expose_headers: Option<Vec<String>>,
+    pub(crate) max_age: Option<String>,
+}

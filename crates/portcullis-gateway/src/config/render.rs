@@ -92,6 +92,10 @@ pub(super) fn render(c: &Config) -> String {
         }
     }
     let _ = writeln!(o, "  removed: {}", FINGERPRINT_HEADERS.join(", "));
+    let _ = writeln!(o, "[cors]");
+    for line in &c.cors.summary {
+        let _ = writeln!(o, "  {line}");
+    }
     let _ = writeln!(o, "[errors]");
     let _ = writeln!(
         o,

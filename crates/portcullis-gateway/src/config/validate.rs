@@ -15,8 +15,8 @@ use super::secret;
 use super::units::{parse_duration, parse_size};
 use super::{Config, ErrorPages, Limits, Problems, ServerConfig, TlsConfig, UpstreamConfig};
 
-const SECTIONS: &[&str] = &["server", "admin", "upstream", "headers", "limits", "paths", "errors"];
-const PLANNED: &[&str] = &["cors", "rate_limit", "route", "auth", "state", "openapi", "cookies", "csrf"];
+const SECTIONS: &[&str] = &["server", "admin", "upstream", "headers", "limits", "paths", "errors", "cors"];
+const PLANNED: &[&str] = &["rate_limit", "route", "auth", "state", "openapi", "cookies", "csrf"];
 
 /// Validates a configuration text. `base` resolves relative file paths;
 /// `env` looks up `${VAR}` secrets.
@@ -46,6 +46,7 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let limits: RawLimits = section("limits", &doc, &mut p);
     let paths: RawPaths = section("paths", &doc, &mut p);
     let errors: RawErrors = section("errors", &doc, &mut p);
+    let cors: Option<RawCors> = doc.contains_key("cors").then(|| section("cors", &doc, &mut p));
 
     let server = validate_server(server, base, &mut p);
     let admin = validate_admin(admin, &mut p);
@@ -57,6 +58,7 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
         resolve_dot_segments: paths.resolve_dot_segments.unwrap_or(true),
     };
     let errors = validate_errors(errors, &mut p);
+    let cors = super::cors::validate(cors, &mut p);
 
     if let (Some(s), Some(a)) = (&server, admin)
         && a.port() != 0
@@ -64,9 +66,9 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     {
         p.push("admin.listen", "must differ from the server listeners");
     }
-    match (server, upstream, headers, limits, errors) {
-        (Some(server), Some(upstream), Some(headers), Some(limits), Some(errors)) if p.0.is_empty() => {
-            Ok(Config { server, admin, upstream, headers, limits, paths, errors })
+    match (server, upstream, headers, limits, errors, cors) {
+        (Some(server), Some(upstream), Some(headers), Some(limits), Some(errors), Some(cors)) if p.0.is_empty() => {
+            Ok(Config { server, admin, upstream, headers, limits, paths, errors, cors })
         }
         _ => Err(p),
     }

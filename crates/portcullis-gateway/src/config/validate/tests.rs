@@ -52,6 +52,10 @@ max_headers = 0
 
 [cors]
 origins = ["*"]
+credentials = true
+
+[[rate_limit]]
+routes = ["/auth/**"]
 "#,
     );
     let want = [
@@ -65,7 +69,8 @@ origins = ["*"]
         "headers.content_security_policy.directives.scrpt-src: unknown CSP directive",
         "limits.body: expected a size",
         "limits.max_headers: must be between 1 and 1000",
-        "cors: this section is not supported",
+        "cors.origins: \"*\" with credentials = true",
+        "rate_limit: this section is not supported",
     ];
     for w in want {
         assert!(p.iter().any(|x| x.starts_with(w)), "missing {w:?} in {p:#?}");
@@ -181,6 +186,8 @@ fn docs_cover_every_key() {
         ("limits", fields::<RawLimits>()),
         ("paths", fields::<RawPaths>()),
         ("errors", fields::<RawErrors>()),
+        ("cors", fields::<RawCors>()),
+        ("cors.routes", fields::<RawCorsRoute>()),
     ];
     let mut total = 0;
     for (section, keys) in sections {
@@ -204,4 +211,61 @@ fn example_config_is_valid() {
     let base = path.parent().unwrap();
     let c = from_str(&text, base, &|name| (name == "UPSTREAM_API_KEY").then(|| "example".to_owned()));
     assert!(c.is_ok(), "{}", c.err().map(|p| p.to_string()).unwrap_or_default());
+}
+
+#[test]
+fn c8_cors_problems_are_located() {
+    let p = problems(
+        r#"
+[upstream]
+url = "http://x"
+[cors]
+origins = ["https://app.example.com", "null", "https://*.com", "https://app.example.com.evil.test/"]
+methods = ["GET", "TRACE"]
+headers = ["*"]
+[[cors.routes]]
+paths = ["/public/**", "no-slash"]
+origins = ["*"]
+credentials = true
+"#,
+    );
+    let want = [
+        "cors.origins[1]: \"null\" is the origin of sandboxed iframes",
+        "cors.origins[2]: a wildcard must be followed by a registrable domain",
+        "cors.origins[3]: an origin has no path",
+        "cors.methods[1]: CONNECT and TRACE can't be allowed",
+        "cors.headers[0]: \"*\" is not allowed",
+        "cors.routes[0].paths[1]: a path pattern starts with '/'",
+    ];
+    for w in want {
+        assert!(p.iter().any(|x| x.starts_with(w)), "missing {w:?} in {p:#?}");
+    }
+    let p = problems("[upstream]\nurl = \"http://x\"\n[cors]\norigins = [\"*\"]\ncredentials = true\n");
+    assert!(p[0].starts_with("cors.origins: \"*\" with credentials = true would let every site"), "{p:?}");
+}
+
+#[test]
+fn c8_cors_config_builds() {
+    let c = check(
+        r#"
+[upstream]
+url = "http://x"
+[cors]
+origins = ["https://app.example.com"]
+credentials = true
+max_age = "1h"
+[[cors.routes]]
+paths = ["/public/**"]
+origins = ["*"]
+credentials = false
+[[cors.routes]]
+paths = ["/internal/**"]
+enabled = false
+"#,
+    )
+    .unwrap();
+    let r = c.render();
+    assert!(r.contains("default: origins https://app.example.com; credentials true"), "{r}");
+    assert!(r.contains("/public/**: origins *; credentials false"), "{r}");
+    assert!(r.contains("/internal/**: CORS off"), "{r}");
 }
