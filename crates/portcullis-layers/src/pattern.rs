@@ -46,7 +46,9 @@ impl PathPattern {
                         "a segment is a literal, '*', '{name}' or a final '**'; no partial wildcards or escapes",
                     ));
                 }
-                "." | ".." => return Err(ConfigError::new("", "dot segments can never match a canonical path")),
+                "." | ".." => {
+                    return Err(ConfigError::new("", "dot segments can never match a canonical path"));
+                }
                 p => Seg::Lit(p.to_ascii_lowercase()),
             };
             segs.push(seg);

@@ -88,7 +88,9 @@ pub(super) fn validate(raw: Option<RawCors>, p: &mut Problems) -> Option<CorsCon
     let Some(raw) = raw else {
         return Some(CorsConfig {
             layer: CorsLayer::new(None),
-            summary: vec!["not configured: no cross-origin access; upstream CORS headers are dropped".to_owned()],
+            summary: vec![
+                "not configured: no cross-origin access; upstream CORS headers are dropped".to_owned(),
+            ],
         });
     };
     let before = p.0.len();
@@ -143,7 +145,10 @@ fn paths_text(r: &RawCorsRoute) -> String {
 fn route_patterns(at: &str, r: &RawCorsRoute, p: &mut Problems) -> Vec<PathPattern> {
     let paths = r.paths.clone().unwrap_or_default();
     if paths.is_empty() {
-        p.push(format!("{at}.paths"), "list the path patterns this override applies to, e.g. [\"/public/**\"]");
+        p.push(
+            format!("{at}.paths"),
+            "list the path patterns this override applies to, e.g. [\"/public/**\"]",
+        );
     }
     let mut out = Vec::new();
     for (j, s) in paths.iter().enumerate() {

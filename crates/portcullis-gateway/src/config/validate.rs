@@ -67,7 +67,9 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
         p.push("admin.listen", "must differ from the server listeners");
     }
     match (server, upstream, headers, limits, errors, cors) {
-        (Some(server), Some(upstream), Some(headers), Some(limits), Some(errors), Some(cors)) if p.0.is_empty() => {
+        (Some(server), Some(upstream), Some(headers), Some(limits), Some(errors), Some(cors))
+            if p.0.is_empty() =>
+        {
             Ok(Config { server, admin, upstream, headers, limits, paths, errors, cors })
         }
         _ => Err(p),

@@ -139,9 +139,47 @@ async fn handle(
             r
         }
         "/echo" => resp(200, "application/octet-stream", body),
+        "/api/whoami" => {
+            let cookie = parts.headers.get("cookie").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let mut r = resp(
+                200,
+                "application/json",
+                serde_json::json!({ "method": parts.method.as_str(), "cookie": cookie }).to_string(),
+            );
+            // A sloppy upstream that reflects any origin, like app.use(cors()).
+            if let Some(o) = parts.headers.get("origin") {
+                r.headers_mut().insert("access-control-allow-origin", o.clone());
+                r.headers_mut().insert("access-control-allow-credentials", "true".parse().unwrap());
+            }
+            r
+        }
         _ => resp(200, "application/json", "{\"ok\":true}"),
     };
     Ok(r)
+}
+
+/// Serves one static HTML page (a distinct browser origin per call).
+pub async fn page_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                    let mut r = Response::new(Full::new(Bytes::from_static(
+                        b"<!doctype html><title>origin</title><p>origin page</p>",
+                    )));
+                    r.headers_mut().insert("content-type", "text/html".parse().unwrap());
+                    Ok::<_, Infallible>(r)
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    addr
 }
 
 /// A gateway in front of `upstream`, with extra TOML appended.

@@ -116,7 +116,10 @@ impl CorsBuilder {
     }
 
     /// The allowed methods (default GET, HEAD, POST, PUT, PATCH, DELETE).
-    pub fn methods<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, methods: I) -> Result<Self, ConfigError> {
+    pub fn methods<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        mut self,
+        methods: I,
+    ) -> Result<Self, ConfigError> {
         let mut v = Vec::new();
         for (i, m) in methods.into_iter().enumerate() {
             let m = m.as_ref().to_ascii_uppercase();
@@ -132,13 +135,19 @@ impl CorsBuilder {
     }
 
     /// The allowed request headers (default `content-type`, `authorization`).
-    pub fn headers<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, headers: I) -> Result<Self, ConfigError> {
+    pub fn headers<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        mut self,
+        headers: I,
+    ) -> Result<Self, ConfigError> {
         self.headers = names(headers)?;
         Ok(self)
     }
 
     /// Response headers scripts may read (`Access-Control-Expose-Headers`).
-    pub fn expose_headers<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, h: I) -> Result<Self, ConfigError> {
+    pub fn expose_headers<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        mut self,
+        h: I,
+    ) -> Result<Self, ConfigError> {
         self.expose = names(h)?;
         Ok(self)
     }
@@ -158,7 +167,10 @@ impl CorsBuilder {
             ));
         }
         if self.any && !self.rules.is_empty() {
-            return Err(ConfigError::new("", "\"*\" already allows every origin; remove the other entries or the \"*\""));
+            return Err(ConfigError::new(
+                "",
+                "\"*\" already allows every origin; remove the other entries or the \"*\"",
+            ));
         }
         if !self.any && self.rules.is_empty() {
             return Err(ConfigError::new("", "no origin allowed; list at least one"));
@@ -184,9 +196,13 @@ fn names<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> Result<Vec<Heade
         .map(|(i, h)| {
             let h = h.as_ref();
             if h == "*" {
-                return Err(ConfigError::new(format!("[{i}]"), "\"*\" is not allowed: list the header names"));
+                return Err(ConfigError::new(
+                    format!("[{i}]"),
+                    "\"*\" is not allowed: list the header names",
+                ));
             }
-            HeaderName::from_bytes(h.as_bytes()).map_err(|_| ConfigError::new(format!("[{i}]"), "not a valid header name"))
+            HeaderName::from_bytes(h.as_bytes())
+                .map_err(|_| ConfigError::new(format!("[{i}]"), "not a valid header name"))
         })
         .collect()
 }
@@ -209,7 +225,8 @@ impl Cors {
             any: false,
             rules: Vec::new(),
             credentials: false,
-            methods: [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE].to_vec(),
+            methods: [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE]
+                .to_vec(),
             headers: vec![header::CONTENT_TYPE, header::AUTHORIZATION],
             expose: Vec::new(),
             max_age: Some(Duration::from_secs(600)),

@@ -45,9 +45,9 @@ impl OriginRule {
                 "\"null\" is the origin of sandboxed iframes, file: pages and redirects: allowing it allows any of them",
             ));
         }
-        let (scheme, rest) = s
-            .split_once("://")
-            .ok_or_else(|| ConfigError::new("", "an origin is scheme://host[:port], e.g. \"https://app.example.com\""))?;
+        let (scheme, rest) = s.split_once("://").ok_or_else(|| {
+            ConfigError::new("", "an origin is scheme://host[:port], e.g. \"https://app.example.com\"")
+        })?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
             return Err(ConfigError::new("", "only http and https origins can be allowed"));
@@ -74,7 +74,9 @@ impl OriginRule {
         };
         let port = match port {
             None => String::new(),
-            Some(p) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err() => {
+            Some(p)
+                if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err() =>
+            {
                 return Err(ConfigError::new("", "invalid port"));
             }
             Some(p) if p == default_port(&scheme) => String::new(),
@@ -113,7 +115,8 @@ impl OriginRule {
             OriginRule::Exact(o) => o.as_bytes() == origin,
             OriginRule::Subdomain { scheme, suffix, port } => {
                 let Ok(origin) = std::str::from_utf8(origin) else { return false };
-                let Some(rest) = origin.strip_prefix(scheme.as_str()).and_then(|r| r.strip_prefix("://")) else {
+                let Some(rest) = origin.strip_prefix(scheme.as_str()).and_then(|r| r.strip_prefix("://"))
+                else {
                     return false;
                 };
                 let Some(host) = rest.strip_suffix(port.as_str()) else { return false };

@@ -44,7 +44,8 @@ fn preflight(origin: &str, method: &str, headers: Option<&str>) -> Request<Body>
 #[tokio::test]
 async fn c8_preflight_answered_not_forwarded() {
     let layer = CorsLayer::new(Some(policy(true)));
-    let res = call(&layer, preflight("https://app.example.com", "PUT", Some("Content-Type, Authorization"))).await;
+    let res =
+        call(&layer, preflight("https://app.example.com", "PUT", Some("Content-Type, Authorization"))).await;
     assert_eq!(res.status(), 204);
     let h = res.headers();
     assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
@@ -99,13 +100,23 @@ async fn c8_actual_requests() {
 #[tokio::test]
 async fn c8_any_origin_without_credentials_and_route_overrides() {
     let public = Cors::builder().allow_any_origin().build().unwrap();
-    let layer = CorsLayer::new(Some(policy(true))).route(vec![crate::pattern::PathPattern::parse("/public/**").unwrap()], Some(public));
-    let req = Request::builder().uri("/PUBLIC/feed").header("origin", "https://anyone.test").body(Body::empty()).unwrap();
+    let layer = CorsLayer::new(Some(policy(true)))
+        .route(vec![crate::pattern::PathPattern::parse("/public/**").unwrap()], Some(public));
+    let req = Request::builder()
+        .uri("/PUBLIC/feed")
+        .header("origin", "https://anyone.test")
+        .body(Body::empty())
+        .unwrap();
     let res = call(&layer, req).await;
     assert_eq!(res.headers()["access-control-allow-origin"], "*");
     assert!(res.headers().get("access-control-allow-credentials").is_none());
-    let off = CorsLayer::new(Some(policy(true))).route(vec![crate::pattern::PathPattern::parse("/internal/**").unwrap()], None);
-    let req = Request::builder().uri("/internal/x").header("origin", "https://app.example.com").body(Body::empty()).unwrap();
+    let off = CorsLayer::new(Some(policy(true)))
+        .route(vec![crate::pattern::PathPattern::parse("/internal/**").unwrap()], None);
+    let req = Request::builder()
+        .uri("/internal/x")
+        .header("origin", "https://app.example.com")
+        .body(Body::empty())
+        .unwrap();
     let res = call(&off, req).await;
     assert!(res.headers().keys().all(|k| !k.as_str().starts_with("access-control-")));
 }
@@ -115,7 +126,15 @@ fn c8_builder_refusals() {
     assert!(Cors::builder().allow_any_origin().credentials(true).build().is_err());
     assert!(Cors::builder().build().is_err());
     assert!(Cors::builder().allow_origin("null").is_err());
-    assert!(Cors::builder().allow_origin("*").unwrap().allow_origin("https://a.example.com").unwrap().build().is_err());
+    assert!(
+        Cors::builder()
+            .allow_origin("*")
+            .unwrap()
+            .allow_origin("https://a.example.com")
+            .unwrap()
+            .build()
+            .is_err()
+    );
     assert!(Cors::builder().headers(["*"]).is_err());
     assert!(Cors::builder().methods(["TRACE"]).is_err());
 }
