@@ -12,6 +12,7 @@
 //! | [`path`] | C28 | path canonicalisation |
 //! | [`pattern`] | C11 C21 | route path patterns (Express semantics) |
 //! | [`cors`] | C8 | strict CORS |
+//! | [`ratelimit`] | C11 C12 | rate limits (GCRA), memory store |
 //! | [`framing`] | C28 | ambiguous framing refused |
 //! | [`limit`] | C13 C14 | body limits, body read timeout |
 //! | [`errors`] | C29 | upstream error pages replaced |
@@ -37,6 +38,8 @@ pub mod limit;
 #[cfg(feature = "path")]
 pub mod path;
 pub mod pattern;
+#[cfg(feature = "ratelimit")]
+pub mod ratelimit;
 pub mod redact;
 pub mod rejection;
 pub mod request_id;

@@ -1,0 +1,86 @@
+//! `RateLimit` response headers: IETF draft 6, 7 or 8, and legacy.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::Rule;
+use super::gcra::Outcome;
+
+/// Which `RateLimit` header format to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum HeaderFormat {
+    /// draft-ietf-httpapi-ratelimit-headers-06: `RateLimit-Limit`, `-Remaining`, `-Reset`, `RateLimit-Policy`.
+    Draft6,
+    /// draft 7: `RateLimit: limit=.., remaining=.., reset=..` and `RateLimit-Policy`.
+    Draft7,
+    /// draft 8: `RateLimit-Policy: "name";q=..;w=..` and `RateLimit: "name";r=..;t=..`, every applicable rule.
+    #[default]
+    Draft8,
+    /// No standard headers.
+    Off,
+}
+
+fn secs(us: u64) -> u64 {
+    us.div_ceil(1_000_000)
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: String) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// Writes the headers for the applicable rules and their outcomes.
+pub(super) fn write(
+    h: &mut HeaderMap,
+    format: HeaderFormat,
+    legacy: bool,
+    results: &[(&Rule, Outcome)],
+    epoch_now_s: u64,
+) {
+    // The most restrictive rule speaks for draft 6/7 and legacy.
+    let Some((rule, o)) =
+        results.iter().min_by_key(|(r, o)| (o.allowed, o.remaining, std::cmp::Reverse(o.reset_us), r.rate.limit))
+    else {
+        return;
+    };
+    let policy = |r: &Rule| format!("{};w={}", r.rate.limit, secs(r.rate.window_us));
+    match format {
+        HeaderFormat::Draft6 => {
+            set(h, "ratelimit-policy", policy(rule));
+            set(h, "ratelimit-limit", rule.rate.limit.to_string());
+            set(h, "ratelimit-remaining", o.remaining.to_string());
+            set(h, "ratelimit-reset", secs(o.reset_us).to_string());
+        }
+        HeaderFormat::Draft7 => {
+            set(h, "ratelimit-policy", policy(rule));
+            set(
+                h,
+                "ratelimit",
+                format!("limit={}, remaining={}, reset={}", rule.rate.limit, o.remaining, secs(o.reset_us)),
+            );
+        }
+        HeaderFormat::Draft8 => {
+            let policies: Vec<String> = results
+                .iter()
+                .map(|(r, _)| format!("\"{}\";q={};w={}", r.name, r.rate.limit, secs(r.rate.window_us)))
+                .collect();
+            let limits: Vec<String> = results
+                .iter()
+                .map(|(r, o)| format!("\"{}\";r={};t={}", r.name, o.remaining, secs(o.reset_us)))
+                .collect();
+            set(h, "ratelimit-policy", policies.join(", "));
+            set(h, "ratelimit", limits.join(", "));
+        }
+        HeaderFormat::Off => {}
+    }
+    if legacy {
+        set(h, "x-ratelimit-limit", rule.rate.limit.to_string());
+        set(h, "x-ratelimit-remaining", o.remaining.to_string());
+        set(h, "x-ratelimit-reset", (epoch_now_s + secs(o.reset_us)).to_string());
+    }
+    // Refused: wait for the slowest refusing rule.
+    if let Some(wait) = results.iter().filter(|(_, o)| !o.allowed).map(|(_, o)| o.retry_after_us).max() {
+        set(h, "retry-after", secs(wait).max(1).to_string());
+    }
+}

@@ -1,0 +1,238 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+use super::headers::{HeaderFormat, write};
+use super::store::{Check, Clock, MemoryStore, Store, SystemClock};
+use super::{Outcome, Rule};
+use crate::rejection::{Rejection, RejectionKind};
+use crate::request_id::RequestId;
+
+/// What to do when the store fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailMode {
+    /// Decide with a local in-process store (limits then hold per instance).
+    #[default]
+    Open,
+    /// Answer `503 unavailable`.
+    Closed,
+}
+
+/// Applies rate-limit rules.
+#[derive(Clone)]
+#[must_use]
+pub struct RateLimitLayer {
+    inner: Arc<Limiter>,
+}
+
+struct Limiter {
+    rules: Vec<Rule>,
+    store: Arc<dyn Store>,
+    fallback: MemoryStore,
+    fail: FailMode,
+    format: HeaderFormat,
+    legacy: bool,
+    store_errors: AtomicU64,
+    rejected: AtomicU64,
+    last_warn_s: AtomicU64,
+}
+
+impl std::fmt::Debug for RateLimitLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitLayer").field("rules", &self.inner.rules.len()).finish_non_exhaustive()
+    }
+}
+
+/// Counters of a [`RateLimitLayer`], for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimitStats {
+    /// Requests refused with 429.
+    pub rejected: u64,
+    /// Store failures (each decided by the fail mode).
+    pub store_errors: u64,
+}
+
+/// Builds a [`RateLimitLayer`].
+#[must_use]
+pub struct RateLimitBuilder {
+    rules: Vec<Rule>,
+    store: Arc<dyn Store>,
+    fail: FailMode,
+    fallback_keys: usize,
+    format: HeaderFormat,
+    legacy: bool,
+}
+
+impl RateLimitBuilder {
+    /// The header format (default draft 8).
+    pub fn headers(mut self, format: HeaderFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Also send `X-RateLimit-Limit`, `-Remaining`, `-Reset` (epoch seconds).
+    pub fn legacy_headers(mut self, yes: bool) -> Self {
+        self.legacy = yes;
+        self
+    }
+
+    /// What to do when the store fails (default open); `fallback_keys`
+    /// bounds the local store used when open.
+    pub fn on_store_error(mut self, mode: FailMode, fallback_keys: usize) -> Self {
+        self.fail = mode;
+        self.fallback_keys = fallback_keys;
+        self
+    }
+
+    /// The layer.
+    pub fn build(self) -> RateLimitLayer {
+        RateLimitLayer {
+            inner: Arc::new(Limiter {
+                rules: self.rules,
+                store: self.store,
+                fallback: MemoryStore::new(self.fallback_keys),
+                fail: self.fail,
+                format: self.format,
+                legacy: self.legacy,
+                store_errors: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+                last_warn_s: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl RateLimitLayer {
+    /// Rules over a store with the defaults (draft-8 headers, fail open).
+    pub fn new(rules: Vec<Rule>, store: Arc<dyn Store>) -> Self {
+        RateLimitLayer::builder(rules, store).build()
+    }
+
+    /// A builder.
+    pub fn builder(rules: Vec<Rule>, store: Arc<dyn Store>) -> RateLimitBuilder {
+        RateLimitBuilder {
+            rules,
+            store,
+            fail: FailMode::Open,
+            fallback_keys: 100_000,
+            format: HeaderFormat::Draft8,
+            legacy: false,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RateLimitStats {
+        RateLimitStats {
+            rejected: self.inner.rejected.load(Ordering::Relaxed),
+            store_errors: self.inner.store_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimitService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitService { inner, limiter: self.inner.clone() }
+    }
+}
+
+/// The service of [`RateLimitLayer`].
+#[derive(Clone)]
+pub struct RateLimitService<S> {
+    inner: S,
+    limiter: Arc<Limiter>,
+}
+
+impl Limiter {
+    async fn decide(&self, checks: &[Check]) -> Result<Vec<Outcome>, RejectionKind> {
+        match self.store.decide(checks).await {
+            Ok(o) => Ok(o),
+            Err(e) => {
+                self.store_errors.fetch_add(1, Ordering::Relaxed);
+                let now_s = SystemClock.now_us() / 1_000_000;
+                // At most one warning per 10 s while the store is down.
+                let last = self.last_warn_s.load(Ordering::Relaxed);
+                if now_s >= last + 10
+                    && self.last_warn_s.compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+                {
+                    tracing::warn!(
+                        target: "portcullis::ratelimit",
+                        store = self.store.name(),
+                        error = %e,
+                        mode = ?self.fail,
+                        errors_total = self.store_errors.load(Ordering::Relaxed),
+                        "rate-limit store unavailable"
+                    );
+                }
+                match self.fail {
+                    FailMode::Open => Ok(self.fallback.decide_now(checks)),
+                    FailMode::Closed => Err(RejectionKind::Unavailable),
+                }
+            }
+        }
+    }
+}
+
+type BoxFut<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+impl<S, B, ResBody> Service<Request<B>> for RateLimitService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFut<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (parts, body) = req.into_parts();
+        let applicable: Vec<usize> =
+            (0..self.limiter.rules.len()).filter(|&i| self.limiter.rules[i].applies(&parts)).collect();
+        if applicable.is_empty() {
+            return Box::pin(self.inner.call(Request::from_parts(parts, body)));
+        }
+        let checks: Vec<Check> = applicable
+            .iter()
+            .map(|&i| {
+                let r = &self.limiter.rules[i];
+                Check { key: r.store_key(&parts), rate: r.rate }
+            })
+            .collect();
+        // Take the ready inner service; leave a clone for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limiter = self.limiter.clone();
+        Box::pin(async move {
+            let id = parts.extensions.get::<RequestId>().cloned();
+            let outcomes = match limiter.decide(&checks).await {
+                Ok(o) => o,
+                Err(kind) => return Ok(Rejection::new(kind).into_response(id.as_ref())),
+            };
+            let results: Vec<(&Rule, Outcome)> =
+                applicable.iter().map(|&i| &limiter.rules[i]).zip(outcomes.iter().copied()).collect();
+            let epoch_s = SystemClock.now_us() / 1_000_000;
+            if results.iter().any(|(_, o)| !o.allowed) {
+                limiter.rejected.fetch_add(1, Ordering::Relaxed);
+                let mut res: Response<ResBody> = Rejection::new(RejectionKind::RateLimited).into_response(id.as_ref());
+                write(res.headers_mut(), limiter.format, limiter.legacy, &results, epoch_s);
+                return Ok(res);
+            }
+            let mut res = inner.call(Request::from_parts(parts, body)).await?;
+            write(res.headers_mut(), limiter.format, limiter.legacy, &results, epoch_s);
+            Ok(res)
+        })
+    }
+}
