@@ -8,6 +8,7 @@ pub mod demo;
 pub mod framing;
 pub mod logging;
 pub mod proxy;
+pub mod redis_store;
 pub mod server;
 pub mod stack;
 pub mod tls;

@@ -16,12 +16,50 @@ use portcullis_layers::request_id::RequestIdLayer;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneService;
 
+use std::sync::Arc;
+
+use portcullis_layers::ratelimit::{MemoryStore, RateLimitLayer, Store};
+
 use crate::access_log::{AccessLogLayer, RecordPathLayer};
-use crate::config::Config;
+use crate::config::{Config, RedisConfig, StoreKind};
 use crate::proxy::Proxy;
+use crate::redis_store::RedisStore;
 
 /// The gateway's request service.
 pub type GatewayService = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
+
+/// The rate-limit layer of a configuration (its store connects lazily).
+pub fn rate_limit_layer(cfg: &Config) -> RateLimitLayer {
+    let rl = &cfg.rate_limit;
+    let store: Arc<dyn Store> = match (rl.store, &cfg.state.redis) {
+        (StoreKind::Redis, Some(RedisConfig::Standalone(url))) => {
+            match RedisStore::standalone(url.expose(), cfg.state.redis_timeout) {
+                Ok(s) => Arc::new(s),
+                // Validated in stage 2; a failure here is a fault of ours.
+                Err(e) => {
+                    tracing::error!(error = %e, "redis store unavailable; rate limits use the in-process store");
+                    Arc::new(MemoryStore::new(rl.max_keys))
+                }
+            }
+        }
+        (StoreKind::Redis, Some(RedisConfig::Cluster(nodes))) => {
+            let urls: Vec<String> = nodes.iter().map(|s| s.expose().to_owned()).collect();
+            match RedisStore::cluster(&urls, cfg.state.redis_timeout) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "redis cluster store unavailable; rate limits use the in-process store");
+                    Arc::new(MemoryStore::new(rl.max_keys))
+                }
+            }
+        }
+        _ => Arc::new(MemoryStore::new(rl.max_keys)),
+    };
+    RateLimitLayer::builder(rl.rules.clone(), store)
+        .headers(rl.headers)
+        .legacy_headers(rl.legacy_headers)
+        .on_store_error(rl.on_store_error, rl.max_keys)
+        .build()
+}
 
 /// Builds the request path for a configuration.
 pub fn build(cfg: &Config) -> GatewayService {
@@ -39,6 +77,7 @@ pub fn build(cfg: &Config) -> GatewayService {
         .layer(CanonicalPathLayer::new(cfg.paths)) // C28
         .layer(RecordPathLayer)
         .layer(cfg.cors.layer.clone()) // C8
+        .layer(rate_limit_layer(cfg)) // C11 C12
         .layer(BodyLimitLayer::new(cfg.limits.body).idle_timeout(cfg.limits.body_read_timeout)) // C13 C14
         .service(Proxy::new(&cfg.upstream, cfg.limits.request_timeout)); // C14
     BoxCloneService::new(stack)

@@ -5,6 +5,7 @@
 //! 3. [`crate::stack`]: built into the layers of `portcullis-layers`.
 
 mod cors;
+mod ratelimit;
 mod raw;
 mod render;
 pub mod secret;
@@ -23,6 +24,7 @@ use portcullis_layers::headers::SecurityHeaders;
 use portcullis_layers::path::PathPolicy;
 
 pub use cors::CorsConfig;
+pub use ratelimit::{RateLimitConfig, RedisConfig, StateConfig, StoreKind};
 pub use secret::Secret;
 pub use validate::from_str;
 
@@ -82,6 +84,10 @@ pub struct Config {
     pub errors: ErrorPages,
     /// `[cors]`.
     pub cors: CorsConfig,
+    /// `[state]`.
+    pub state: StateConfig,
+    /// `[rate_limit_options]` and `[[rate_limit]]`.
+    pub rate_limit: RateLimitConfig,
 }
 
 /// `[server]`.

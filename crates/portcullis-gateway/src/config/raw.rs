@@ -152,3 +152,32 @@ pub(crate) struct RawCorsRoute {
     pub(crate) expose_headers: Option<Vec<String>>,
     pub(crate) max_age: Option<String>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawState {
+    pub(crate) redis: Option<String>,
+    pub(crate) redis_cluster: Option<Vec<String>>,
+    pub(crate) redis_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawRateLimitOptions {
+    pub(crate) store: Option<String>,
+    pub(crate) headers: Option<String>,
+    pub(crate) legacy_headers: Option<bool>,
+    pub(crate) on_store_error: Option<String>,
+    pub(crate) max_keys: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawRateLimit {
+    pub(crate) name: Option<String>,
+    pub(crate) routes: Option<Vec<String>>,
+    pub(crate) methods: Option<Vec<String>>,
+    pub(crate) key: Option<String>,
+    pub(crate) limit: Option<u64>,
+    pub(crate) window: Option<String>,
+}

@@ -96,6 +96,31 @@ pub(super) fn render(c: &Config) -> String {
     for line in &c.cors.summary {
         let _ = writeln!(o, "  {line}");
     }
+    let _ = writeln!(o, "[state]");
+    match &c.state.redis {
+        None => {
+            let _ = writeln!(o, "  in-process (no Redis)");
+        }
+        Some(super::RedisConfig::Standalone(_)) => {
+            let _ =
+                writeln!(o, "  redis ***, timeout {}", super::units::show_duration(c.state.redis_timeout));
+        }
+        Some(super::RedisConfig::Cluster(n)) => {
+            let _ = writeln!(
+                o,
+                "  redis cluster, {} seed node(s) ***, timeout {}",
+                n.len(),
+                super::units::show_duration(c.state.redis_timeout)
+            );
+        }
+    }
+    let _ = writeln!(o, "[rate_limit]");
+    if c.rate_limit.rules.is_empty() {
+        let _ = writeln!(o, "  no rules");
+    }
+    for line in super::ratelimit::summary(&c.rate_limit) {
+        let _ = writeln!(o, "  {line}");
+    }
     let _ = writeln!(o, "[errors]");
     let _ = writeln!(
         o,

@@ -70,6 +70,11 @@ impl fmt::Display for SecretError {
     }
 }
 
+/// A value that is allowed literally (e.g. a URL without credentials).
+pub(crate) fn literal(s: &str) -> Secret {
+    Secret(s.to_owned())
+}
+
 /// Parses a reference; anything else is a literal and refused.
 pub fn parse_ref(s: &str) -> Result<SecretRef, SecretError> {
     if let Some(inner) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {

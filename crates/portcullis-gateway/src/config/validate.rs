@@ -15,8 +15,20 @@ use super::secret;
 use super::units::{parse_duration, parse_size};
 use super::{Config, ErrorPages, Limits, Problems, ServerConfig, TlsConfig, UpstreamConfig};
 
-const SECTIONS: &[&str] = &["server", "admin", "upstream", "headers", "limits", "paths", "errors", "cors"];
-const PLANNED: &[&str] = &["rate_limit", "route", "auth", "state", "openapi", "cookies", "csrf"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "admin",
+    "upstream",
+    "headers",
+    "limits",
+    "paths",
+    "errors",
+    "cors",
+    "state",
+    "rate_limit_options",
+    "rate_limit",
+];
+const PLANNED: &[&str] = &["route", "auth", "state", "openapi", "cookies", "csrf"];
 
 /// Validates a configuration text. `base` resolves relative file paths;
 /// `env` looks up `${VAR}` secrets.
@@ -47,6 +59,9 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let paths: RawPaths = section("paths", &doc, &mut p);
     let errors: RawErrors = section("errors", &doc, &mut p);
     let cors: Option<RawCors> = doc.contains_key("cors").then(|| section("cors", &doc, &mut p));
+    let state: RawState = section("state", &doc, &mut p);
+    let rl_options: RawRateLimitOptions = section("rate_limit_options", &doc, &mut p);
+    let rl_rules = rate_limit_rules(&doc, &mut p);
 
     let server = validate_server(server, base, &mut p);
     let admin = validate_admin(admin, &mut p);
@@ -59,6 +74,8 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     };
     let errors = validate_errors(errors, &mut p);
     let cors = super::cors::validate(cors, &mut p);
+    let state = super::ratelimit::validate_state(state, env, &mut p);
+    let rate_limit = super::ratelimit::validate(rl_options, rl_rules, &state, &mut p);
 
     if let (Some(s), Some(a)) = (&server, admin)
         && a.port() != 0
@@ -66,14 +83,36 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     {
         p.push("admin.listen", "must differ from the server listeners");
     }
-    match (server, upstream, headers, limits, errors, cors) {
-        (Some(server), Some(upstream), Some(headers), Some(limits), Some(errors), Some(cors))
-            if p.0.is_empty() =>
-        {
-            Ok(Config { server, admin, upstream, headers, limits, paths, errors, cors })
+    match (server, upstream, headers, limits, errors, cors, rate_limit) {
+        (
+            Some(server),
+            Some(upstream),
+            Some(headers),
+            Some(limits),
+            Some(errors),
+            Some(cors),
+            Some(rate_limit),
+        ) if p.0.is_empty() => {
+            Ok(Config { server, admin, upstream, headers, limits, paths, errors, cors, state, rate_limit })
         }
         _ => Err(p),
     }
+}
+
+/// `[[rate_limit]]`: an array of tables, each checked on its own.
+fn rate_limit_rules(doc: &toml::Table, p: &mut Problems) -> Vec<RawRateLimit> {
+    let Some(v) = doc.get("rate_limit") else { return Vec::new() };
+    let Some(items) = v.as_array() else {
+        p.push("rate_limit", "expected [[rate_limit]] tables");
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let mut wrapper = toml::Table::new();
+        wrapper.insert(format!("rate_limit[{i}]"), item.clone());
+        out.push(section(&format!("rate_limit[{i}]"), &wrapper, p));
+    }
+    out
 }
 
 fn line_col(text: &str, offset: usize) -> String {

@@ -58,12 +58,8 @@ pub fn evaluate(rate: &Rate, tat: u64, now: u64) -> (Outcome, u64) {
     let tat = tat.max(now);
     let debt = tat - now;
     if debt > rate.tau() {
-        let outcome = Outcome {
-            allowed: false,
-            remaining: 0,
-            reset_us: debt,
-            retry_after_us: debt - rate.tau(),
-        };
+        let outcome =
+            Outcome { allowed: false, remaining: 0, reset_us: debt, retry_after_us: debt - rate.tau() };
         return (outcome, tat);
     }
     let new_tat = tat + rate.interval_us;

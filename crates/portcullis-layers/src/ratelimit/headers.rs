@@ -39,8 +39,9 @@ pub(super) fn write(
     epoch_now_s: u64,
 ) {
     // The most restrictive rule speaks for draft 6/7 and legacy.
-    let Some((rule, o)) =
-        results.iter().min_by_key(|(r, o)| (o.allowed, o.remaining, std::cmp::Reverse(o.reset_us), r.rate.limit))
+    let Some((rule, o)) = results
+        .iter()
+        .min_by_key(|(r, o)| (o.allowed, o.remaining, std::cmp::Reverse(o.reset_us), r.rate.limit))
     else {
         return;
     };

@@ -160,7 +160,10 @@ impl Limiter {
                 // At most one warning per 10 s while the store is down.
                 let last = self.last_warn_s.load(Ordering::Relaxed);
                 if now_s >= last + 10
-                    && self.last_warn_s.compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+                    && self
+                        .last_warn_s
+                        .compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
                 {
                     tracing::warn!(
                         target: "portcullis::ratelimit",
@@ -226,7 +229,8 @@ where
             let epoch_s = SystemClock.now_us() / 1_000_000;
             if results.iter().any(|(_, o)| !o.allowed) {
                 limiter.rejected.fetch_add(1, Ordering::Relaxed);
-                let mut res: Response<ResBody> = Rejection::new(RejectionKind::RateLimited).into_response(id.as_ref());
+                let mut res: Response<ResBody> =
+                    Rejection::new(RejectionKind::RateLimited).into_response(id.as_ref());
                 write(res.headers_mut(), limiter.format, limiter.legacy, &results, epoch_s);
                 return Ok(res);
             }

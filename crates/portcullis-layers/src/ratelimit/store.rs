@@ -131,7 +131,8 @@ impl<C: Clock> MemoryStore<C> {
     /// The synchronous decision (see [`Store`]).
     pub fn decide_now(&self, checks: &[Check]) -> Vec<Outcome> {
         let now = self.clock.now_us();
-        let idx: Vec<usize> = checks.iter().map(|c| (self.hasher.hash_one(&c.key) as usize) % SHARDS).collect();
+        let idx: Vec<usize> =
+            checks.iter().map(|c| (self.hasher.hash_one(&c.key) as usize) % SHARDS).collect();
         let mut order: Vec<usize> = idx.clone();
         order.sort_unstable();
         order.dedup();

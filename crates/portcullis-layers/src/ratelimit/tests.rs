@@ -38,7 +38,10 @@ async fn c11_429_with_retry_after_and_json_body() {
     assert_eq!(res.status(), 429);
     assert_eq!(res.headers()["retry-after"], "30");
     assert_eq!(res.headers()["content-type"], "application/json");
-    assert_eq!(res.extensions().get::<crate::rejection::Rejection>().unwrap().kind, crate::rejection::RejectionKind::RateLimited);
+    assert_eq!(
+        res.extensions().get::<crate::rejection::Rejection>().unwrap().kind,
+        crate::rejection::RejectionKind::RateLimited
+    );
     // Another client, and another path, are unaffected.
     assert_eq!(svc.clone().oneshot(req("198.51.100.2", "/auth/login")).await.unwrap().status(), 200);
     let other = svc.clone().oneshot(req("198.51.100.1", "/api/x")).await.unwrap();
@@ -55,8 +58,19 @@ async fn c11_header_formats() {
     let clock = ManualClock::starting_at(1_000_000_000);
     let rules = || vec![Rule::new("api", 100, Duration::from_secs(60)), login()];
     let cases = [
-        (HeaderFormat::Draft6, vec![("ratelimit-policy", "2;w=60"), ("ratelimit-limit", "2"), ("ratelimit-remaining", "1"), ("ratelimit-reset", "30")]),
-        (HeaderFormat::Draft7, vec![("ratelimit-policy", "2;w=60"), ("ratelimit", "limit=2, remaining=1, reset=30")]),
+        (
+            HeaderFormat::Draft6,
+            vec![
+                ("ratelimit-policy", "2;w=60"),
+                ("ratelimit-limit", "2"),
+                ("ratelimit-remaining", "1"),
+                ("ratelimit-reset", "30"),
+            ],
+        ),
+        (
+            HeaderFormat::Draft7,
+            vec![("ratelimit-policy", "2;w=60"), ("ratelimit", "limit=2, remaining=1, reset=30")],
+        ),
         (
             HeaderFormat::Draft8,
             vec![
@@ -69,14 +83,21 @@ async fn c11_header_formats() {
         let svc = layer(rules(), &clock, format).layer(tower::service_fn(ok));
         let res = svc.oneshot(req("203.0.113.5", "/auth/login")).await.unwrap();
         for (name, value) in want {
-            assert_eq!(res.headers().get(name).map(|v| v.to_str().unwrap()), Some(value), "{format:?} {name}");
+            assert_eq!(
+                res.headers().get(name).map(|v| v.to_str().unwrap()),
+                Some(value),
+                "{format:?} {name}"
+            );
         }
         assert_eq!(res.headers()["x-ratelimit-limit"], "2");
         assert_eq!(res.headers()["x-ratelimit-remaining"], "1");
         let reset: u64 = res.headers()["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
         assert!(reset > 1_700_000_000, "legacy reset is epoch seconds");
     }
-    let svc = RateLimitLayer::builder(vec![login()], Arc::new(MemoryStore::new(10))).headers(HeaderFormat::Off).build().layer(tower::service_fn(ok));
+    let svc = RateLimitLayer::builder(vec![login()], Arc::new(MemoryStore::new(10)))
+        .headers(HeaderFormat::Off)
+        .build()
+        .layer(tower::service_fn(ok));
     let res = svc.oneshot(req("203.0.113.5", "/auth/login")).await.unwrap();
     assert!(res.headers().keys().all(|k| !k.as_str().contains("ratelimit")));
 }
@@ -103,7 +124,8 @@ fn c11_keys() {
     assert_eq!(a, "rl:r:ip:2001:db8:1:ff00::/56");
     // IPv4-mapped IPv6 is the IPv4 client.
     assert_eq!(ip_rule.store_key(&parts("::ffff:203.0.113.5", None)), "rl:r:ip:203.0.113.5");
-    let h = Rule::new("r", 1, Duration::from_secs(1)).key(KeyKind::Header(http::HeaderName::from_static("x-api-key")));
+    let h = Rule::new("r", 1, Duration::from_secs(1))
+        .key(KeyKind::Header(http::HeaderName::from_static("x-api-key")));
     let k = h.store_key(&parts("203.0.113.5", Some("sk_live_secret")));
     assert!(k.starts_with("rl:r:h:") && !k.contains("sk_live_secret"));
     assert_eq!(k, h.store_key(&parts("198.51.100.1", Some("sk_live_secret"))));
@@ -124,14 +146,16 @@ impl Store for Down {
 
 #[tokio::test]
 async fn c12_store_failure_modes() {
-    let open = RateLimitLayer::builder(vec![login()], Arc::new(Down)).on_store_error(FailMode::Open, 100).build();
+    let open =
+        RateLimitLayer::builder(vec![login()], Arc::new(Down)).on_store_error(FailMode::Open, 100).build();
     let svc = open.clone().layer(tower::service_fn(ok));
     // Open: the local limiter still limits.
     assert_eq!(svc.clone().oneshot(req("198.51.100.1", "/auth/x")).await.unwrap().status(), 200);
     assert_eq!(svc.clone().oneshot(req("198.51.100.1", "/auth/x")).await.unwrap().status(), 200);
     assert_eq!(svc.oneshot(req("198.51.100.1", "/auth/x")).await.unwrap().status(), 429);
     assert_eq!(open.stats().store_errors, 3);
-    let closed = RateLimitLayer::builder(vec![login()], Arc::new(Down)).on_store_error(FailMode::Closed, 100).build();
+    let closed =
+        RateLimitLayer::builder(vec![login()], Arc::new(Down)).on_store_error(FailMode::Closed, 100).build();
     let res = closed.layer(tower::service_fn(ok)).oneshot(req("198.51.100.1", "/auth/x")).await.unwrap();
     assert_eq!(res.status(), 503);
 }

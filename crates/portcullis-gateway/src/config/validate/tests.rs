@@ -70,7 +70,7 @@ routes = ["/auth/**"]
         "limits.body: expected a size",
         "limits.max_headers: must be between 1 and 1000",
         "cors.origins: \"*\" with credentials = true",
-        "rate_limit: this section is not supported",
+        "rate_limit[0].limit: missing",
     ];
     for w in want {
         assert!(p.iter().any(|x| x.starts_with(w)), "missing {w:?} in {p:#?}");
@@ -188,6 +188,9 @@ fn docs_cover_every_key() {
         ("errors", fields::<RawErrors>()),
         ("cors", fields::<RawCors>()),
         ("cors.routes", fields::<RawCorsRoute>()),
+        ("state", fields::<RawState>()),
+        ("rate_limit_options", fields::<RawRateLimitOptions>()),
+        ("rate_limit", fields::<RawRateLimit>()),
     ];
     let mut total = 0;
     for (section, keys) in sections {
@@ -200,7 +203,11 @@ fn docs_cover_every_key() {
     }
     assert!(total >= 40, "only {total} keys found: the probe is broken");
     for s in SECTIONS {
-        assert!(docs.contains(&format!("## `[{s}]`")), "no section heading for [{s}]");
+        let heading = docs
+            .lines()
+            .filter(|l| l.starts_with("## "))
+            .any(|l| l.contains(&format!("`[{s}]`")) || l.contains(&format!("`[[{s}]]`")));
+        assert!(heading, "no section heading for [{s}]");
     }
 }
 
@@ -268,4 +275,82 @@ enabled = false
     assert!(r.contains("default: origins https://app.example.com; credentials true"), "{r}");
     assert!(r.contains("/public/**: origins *; credentials false"), "{r}");
     assert!(r.contains("/internal/**: CORS off"), "{r}");
+}
+
+#[test]
+fn c11_rate_limit_problems_are_located() {
+    let p = problems(
+        r#"
+[upstream]
+url = "http://x"
+[state]
+redis = "redis://user:hunter2@cache:6379"
+[rate_limit_options]
+headers = "draft-9"
+on_store_error = "shrug"
+[[rate_limit]]
+name = "login"
+routes = ["/auth/**", "auth"]
+key = "subject"
+limit = 0
+window = "15m"
+[[rate_limit]]
+name = "login"
+key = "cookie:sid"
+limit = 10
+window = "forever"
+bogus = 1
+"#,
+    );
+    let want = [
+        "state.redis: this URL carries credentials",
+        "rate_limit_options.headers: expected \"draft-8\"",
+        "rate_limit_options.on_store_error: expected \"fail_open\" or \"fail_closed\"",
+        "rate_limit[0].routes[1]: a path pattern starts with '/'",
+        "rate_limit[0].key: \"subject\" needs authentication",
+        "rate_limit[0].limit: must be between 1 and 1000000",
+        "rate_limit[1].bogus: unknown field",
+    ];
+    for w in want {
+        assert!(p.iter().any(|x| x.starts_with(w)), "missing {w:?} in {p:#?}");
+    }
+    assert!(p.iter().all(|x| !x.contains("hunter2")), "{p:?}");
+}
+
+#[test]
+fn c11_rate_limit_config_builds() {
+    let c = from_str(
+        r#"
+[upstream]
+url = "http://x"
+[state]
+redis = "${REDIS_URL}"
+[rate_limit_options]
+headers = "draft-7"
+legacy_headers = true
+[[rate_limit]]
+name = "login"
+routes = ["/auth/**"]
+methods = ["post"]
+limit = 5
+window = "15m"
+[[rate_limit]]
+key = "header:X-Api-Key"
+limit = 1000
+window = "1h"
+"#,
+        Path::new("."),
+        &|n| (n == "REDIS_URL").then(|| "redis://:pw@127.0.0.1:6379".to_owned()),
+    )
+    .unwrap();
+    assert_eq!(c.rate_limit.store, crate::config::StoreKind::Redis);
+    assert_eq!(c.rate_limit.rules.len(), 2);
+    assert_eq!(c.rate_limit.rules[1].name, "rule1");
+    let r = c.render();
+    assert!(r.contains("login: 5 per 900s by Ip { v6_prefix: 56 } on POST /auth/**"), "{r}");
+    assert!(r.contains("redis ***"), "{r}");
+    assert!(!r.contains("pw@"), "{r}");
+    // Without [state], the memory store; asking for redis without it is an error.
+    let p = problems("[upstream]\nurl = \"http://x\"\n[rate_limit_options]\nstore = \"redis\"\n");
+    assert!(p[0].starts_with("rate_limit_options.store: \"redis\" needs [state]"), "{p:?}");
 }

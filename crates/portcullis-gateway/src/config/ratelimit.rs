@@ -1,0 +1,288 @@
+//! `[state]`, `[rate_limit_options]` and `[[rate_limit]]` (C11, C12).
+
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use portcullis_layers::pattern::PathPattern;
+use portcullis_layers::ratelimit::{FailMode, HeaderFormat, KeyKind, Rule};
+
+use super::Problems;
+use super::raw::{RawRateLimit, RawRateLimitOptions, RawState};
+use super::secret::{self, Secret};
+use super::units::{parse_duration, show_duration};
+
+/// Where shared state lives.
+#[derive(Clone, Debug)]
+pub enum RedisConfig {
+    /// One server.
+    Standalone(Secret),
+    /// A cluster, by seed nodes.
+    Cluster(Vec<Secret>),
+}
+
+/// `[state]`.
+#[derive(Clone, Debug, Default)]
+pub struct StateConfig {
+    /// Redis, when configured.
+    pub redis: Option<RedisConfig>,
+    /// Bound on every Redis call.
+    pub redis_timeout: Duration,
+}
+
+/// Which store the rate limits use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In-process.
+    Memory,
+    /// `[state] redis`.
+    Redis,
+}
+
+/// The validated rate-limit configuration.
+#[derive(Clone, Debug)]
+pub struct RateLimitConfig {
+    /// The rules, in file order.
+    pub rules: Vec<Rule>,
+    /// The store.
+    pub store: StoreKind,
+    /// Header format.
+    pub headers: HeaderFormat,
+    /// Legacy `X-RateLimit-*`.
+    pub legacy_headers: bool,
+    /// Store failure behaviour.
+    pub on_store_error: FailMode,
+    /// Bound of the memory store (and of the fail-open fallback).
+    pub max_keys: usize,
+}
+
+/// A Redis URL: a reference, or a literal without a password.
+fn redis_url(at: &str, s: &str, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Option<Secret> {
+    let value = match secret::parse_ref(s) {
+        Ok(r) => match secret::resolve(&r, env) {
+            Ok(v) => v,
+            Err(e) => {
+                p.push(at, e.to_string());
+                return None;
+            }
+        },
+        Err(secret::SecretError::Literal) => {
+            let has_password = s
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.split('/').next().is_some_and(|a| a.contains('@')));
+            if has_password {
+                p.push(at, "this URL carries credentials: give it as \"${REDIS_URL}\" or \"file:/path\"");
+                return None;
+            }
+            secret::literal(s)
+        }
+        Err(e) => {
+            p.push(at, e.to_string());
+            return None;
+        }
+    };
+    if redis::Client::open(value.expose()).is_err()
+        || !(value.expose().starts_with("redis://") || value.expose().starts_with("rediss://"))
+    {
+        p.push(at, "expected a redis:// or rediss:// URL");
+        return None;
+    }
+    Some(value)
+}
+
+pub(super) fn validate_state(
+    raw: RawState,
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> StateConfig {
+    let timeout = match raw.redis_timeout.as_deref().map(parse_duration) {
+        None => Duration::from_millis(100),
+        Some(Ok(d)) if !d.is_zero() && d <= Duration::from_secs(10) => d,
+        Some(Ok(_)) => {
+            p.push("state.redis_timeout", "must be between 1ms and 10s");
+            Duration::from_millis(100)
+        }
+        Some(Err(e)) => {
+            p.push("state.redis_timeout", e);
+            Duration::from_millis(100)
+        }
+    };
+    let redis = match (raw.redis, raw.redis_cluster) {
+        (Some(_), Some(_)) => {
+            p.push("state.redis_cluster", "give either state.redis or state.redis_cluster, not both");
+            None
+        }
+        (Some(u), None) => redis_url("state.redis", &u, env, p).map(RedisConfig::Standalone),
+        (None, Some(nodes)) => {
+            if nodes.is_empty() {
+                p.push("state.redis_cluster", "list at least one seed node");
+            }
+            let v: Vec<Option<Secret>> = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, u)| redis_url(&format!("state.redis_cluster[{i}]"), u, env, p))
+                .collect();
+            v.into_iter().collect::<Option<Vec<_>>>().filter(|v| !v.is_empty()).map(RedisConfig::Cluster)
+        }
+        (None, None) => None,
+    };
+    StateConfig { redis, redis_timeout: timeout }
+}
+
+fn parse_key(s: &str) -> Result<KeyKind, String> {
+    match s {
+        "ip" => Ok(KeyKind::ip()),
+        "global" => Ok(KeyKind::Global),
+        "subject" => {
+            Err("\"subject\" needs authentication ([auth]), which this version does not have yet".to_owned())
+        }
+        s if let Some(n) = s.strip_prefix("ip/") => match n.parse::<u8>() {
+            Ok(n) if (32..=128).contains(&n) => Ok(KeyKind::Ip { v6_prefix: n }),
+            _ => Err("ip/N groups IPv6 clients by a prefix of 32 to 128 bits, e.g. \"ip/56\"".to_owned()),
+        },
+        s if let Some(name) = s.strip_prefix("header:") => HeaderName::from_bytes(name.as_bytes())
+            .map(KeyKind::Header)
+            .map_err(|_| "not a valid header name after \"header:\"".to_owned()),
+        _ => Err("expected \"ip\", \"ip/56\", \"header:X-Api-Key\" or \"global\"".to_owned()),
+    }
+}
+
+pub(super) fn validate(
+    options: RawRateLimitOptions,
+    rules: Vec<RawRateLimit>,
+    state: &StateConfig,
+    p: &mut Problems,
+) -> Option<RateLimitConfig> {
+    let before = p.0.len();
+    let store = match options.store.as_deref() {
+        None if state.redis.is_some() => StoreKind::Redis,
+        None | Some("memory") => StoreKind::Memory,
+        Some("redis") if state.redis.is_some() => StoreKind::Redis,
+        Some("redis") => {
+            p.push("rate_limit_options.store", "\"redis\" needs [state] redis = \"${REDIS_URL}\"");
+            StoreKind::Memory
+        }
+        Some(_) => {
+            p.push("rate_limit_options.store", "expected \"memory\" or \"redis\"");
+            StoreKind::Memory
+        }
+    };
+    let headers = match options.headers.as_deref() {
+        None | Some("draft-8") => HeaderFormat::Draft8,
+        Some("draft-7") => HeaderFormat::Draft7,
+        Some("draft-6") => HeaderFormat::Draft6,
+        Some("off") => HeaderFormat::Off,
+        Some(_) => {
+            p.push("rate_limit_options.headers", "expected \"draft-8\", \"draft-7\", \"draft-6\" or \"off\"");
+            HeaderFormat::Draft8
+        }
+    };
+    let on_store_error = match options.on_store_error.as_deref() {
+        None | Some("fail_open") => FailMode::Open,
+        Some("fail_closed") => FailMode::Closed,
+        Some(_) => {
+            p.push("rate_limit_options.on_store_error", "expected \"fail_open\" or \"fail_closed\"");
+            FailMode::Open
+        }
+    };
+    let max_keys = options.max_keys.unwrap_or(100_000);
+    if !(100..=10_000_000).contains(&max_keys) {
+        p.push("rate_limit_options.max_keys", "must be between 100 and 10000000");
+    }
+    let mut out = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for (i, r) in rules.into_iter().enumerate() {
+        let at = format!("rate_limit[{i}]");
+        let name = r.name.clone().unwrap_or_else(|| format!("rule{i}"));
+        if name.is_empty()
+            || name.len() > 32
+            || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            p.push(format!("{at}.name"), "1 to 32 characters of a-z, 0-9, '-' and '_'");
+        } else if names.contains(&name) {
+            p.push(format!("{at}.name"), "another rule has this name");
+        }
+        names.push(name.clone());
+        let limit = match r.limit {
+            Some(l @ 1..=1_000_000) => u32::try_from(l).unwrap_or(1),
+            Some(_) => {
+                p.push(format!("{at}.limit"), "must be between 1 and 1000000");
+                1
+            }
+            None => {
+                p.push(format!("{at}.limit"), "missing: how many requests per window");
+                1
+            }
+        };
+        let window = match r.window.as_deref().map(parse_duration) {
+            Some(Ok(d)) if d >= Duration::from_millis(1) && d <= Duration::from_secs(30 * 86_400) => d,
+            Some(Ok(_)) => {
+                p.push(format!("{at}.window"), "must be between 1ms and 30d");
+                Duration::from_secs(60)
+            }
+            Some(Err(e)) => {
+                p.push(format!("{at}.window"), e);
+                Duration::from_secs(60)
+            }
+            None => {
+                p.push(format!("{at}.window"), "missing, e.g. \"1m\"");
+                Duration::from_secs(60)
+            }
+        };
+        let mut patterns = Vec::new();
+        for (j, s) in r.routes.unwrap_or_default().iter().enumerate() {
+            match PathPattern::parse(s) {
+                Ok(pt) => patterns.push(pt),
+                Err(e) => p.push(format!("{at}.routes[{j}]"), e.message),
+            }
+        }
+        let mut methods = Vec::new();
+        for (j, m) in r.methods.unwrap_or_default().iter().enumerate() {
+            match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                Ok(m) => methods.push(m),
+                Err(_) => p.push(format!("{at}.methods[{j}]"), "not a valid method"),
+            }
+        }
+        let key = match parse_key(r.key.as_deref().unwrap_or("ip")) {
+            Ok(k) => k,
+            Err(e) => {
+                p.push(format!("{at}.key"), e);
+                KeyKind::ip()
+            }
+        };
+        out.push(Rule::new(&name, limit, window).paths(patterns).methods(methods).key(key));
+    }
+    (p.0.len() == before).then_some(RateLimitConfig {
+        rules: out,
+        store,
+        headers,
+        legacy_headers: options.legacy_headers.unwrap_or(false),
+        on_store_error,
+        max_keys: usize::try_from(max_keys).unwrap_or(100_000),
+    })
+}
+
+/// Lines for `check`.
+pub(super) fn summary(c: &RateLimitConfig) -> Vec<String> {
+    let mut v = vec![format!(
+        "store {:?}, headers {:?}{}, on store error {:?}, max {} keys in memory",
+        c.store,
+        c.headers,
+        if c.legacy_headers { " + legacy X-RateLimit-*" } else { "" },
+        c.on_store_error,
+        c.max_keys
+    )];
+    for r in &c.rules {
+        let routes: Vec<&str> = r.patterns.iter().map(PathPattern::as_str).collect();
+        let methods: Vec<&str> = r.methods.iter().map(Method::as_str).collect();
+        v.push(format!(
+            "{}: {} per {} by {:?} on {} {}",
+            r.name,
+            r.rate.limit,
+            show_duration(r.window()),
+            r.key,
+            if methods.is_empty() { "any method".to_owned() } else { methods.join(",") },
+            if routes.is_empty() { "every path".to_owned() } else { routes.join(" ") }
+        ));
+    }
+    v
+}

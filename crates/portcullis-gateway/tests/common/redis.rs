@@ -1,0 +1,76 @@
+//! A private redis-server for a test: a free port, no persistence, started
+//! and stopped by the test (so stopping it never touches the machine's Redis).
+
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub struct RedisServer {
+    pub addr: SocketAddr,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    // The OS picks a free port; redis-server binds it right after.
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        RedisServer::start_on(free_port()).await
+    }
+
+    /// Starts on `port` and returns once the server says it is ready.
+    pub async fn start_on(port: u16) -> RedisServer {
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--daemonize", "no", "--loglevel", "notice", "--logfile", ""])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is needed (scripts/test installs it)");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            match lines.next_line().await.unwrap() {
+                Some(l) if l.contains("Ready to accept connections") => break,
+                Some(_) => {}
+                None => panic!("redis-server exited before it was ready (port {port} taken?)"),
+            }
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        RedisServer { addr: SocketAddr::from(([127, 0, 0, 1], port)), child: Some(child) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// Kills the server and waits until it is gone.
+    pub async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.unwrap();
+        }
+    }
+
+    /// Restarts on the same port.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        *self = RedisServer::start_on(self.addr.port()).await;
+    }
+
+    /// A raw command through redis-cli (independent of the store under test).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.addr.port().to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
