@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -19,19 +20,30 @@ use portcullis_layers::rejection::Rejection;
 use portcullis_layers::request_id::RequestId;
 use tower::{Layer, Service};
 
+use crate::metrics::Metrics;
+
 /// The path that was matched and forwarded; set on the response by the
 /// layer right outside the proxy, so the log shows the canonical form.
 #[derive(Clone, Debug)]
 pub struct ForwardedPath(pub String);
 
-/// Writes access-log lines.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AccessLogLayer;
+/// Writes access-log lines and counts requests.
+#[derive(Clone, Debug)]
+pub struct AccessLogLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl AccessLogLayer {
+    /// Counting into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        AccessLogLayer { metrics }
+    }
+}
 
 impl<S> Layer<S> for AccessLogLayer {
     type Service = AccessLog<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AccessLog { inner }
+        AccessLog { inner, metrics: self.metrics.clone() }
     }
 }
 
@@ -39,6 +51,7 @@ impl<S> Layer<S> for AccessLogLayer {
 #[derive(Clone, Debug)]
 pub struct AccessLog<S> {
     inner: S,
+    metrics: Arc<Metrics>,
 }
 
 struct Record {
@@ -104,7 +117,7 @@ where
             bytes: 0,
             completed: std::cell::Cell::new(false),
         };
-        AccessLogFuture { inner: self.inner.call(req), record: Some(record) }
+        AccessLogFuture { inner: self.inner.call(req), record: Some(record), metrics: self.metrics.clone() }
     }
 }
 
@@ -114,6 +127,7 @@ pin_project! {
         #[pin]
         inner: F,
         record: Option<Record>,
+        metrics: Arc<Metrics>,
     }
 }
 
@@ -128,7 +142,9 @@ where
         let res = ready!(this.inner.poll(cx))?;
         let Some(mut record) = this.record.take() else { return Poll::Ready(Ok(res)) };
         record.status = res.status().as_u16();
-        record.reason = res.extensions().get::<Rejection>().map(|r| r.kind.code());
+        let rejection = res.extensions().get::<Rejection>().map(|r| r.kind);
+        this.metrics.record(rejection);
+        record.reason = rejection.map(|k| k.code());
         record.path = res.extensions().get::<ForwardedPath>().map(|p| p.0.clone());
         let (parts, body) = res.into_parts();
         let body = CountingBody { inner: body, record };

@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod framing;
 pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod redis_store;
 pub mod server;

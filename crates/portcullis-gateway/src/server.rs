@@ -23,8 +23,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tower::ServiceExt;
 
+use portcullis_layers::ratelimit::RateLimitLayer;
+
 use crate::config::{Config, Limits};
 use crate::framing::{TrackedIo, Tracker, Verdicts};
+use crate::metrics::Metrics;
 use crate::stack::{GatewayService, build};
 
 /// A running gateway.
@@ -113,7 +116,7 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
     let redirect_addr = redirect.as_ref().map(TcpListener::local_addr).transpose()?;
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
 
-    let service = build(cfg);
+    let (service, metrics, rate_limit) = build(cfg);
     let tls = cfg.server.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.rustls.clone()));
     tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway { service, tls }));
     if let Some(l) = redirect {
@@ -135,7 +138,7 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
         };
         tokio::spawn(async move {
             let _keep = never_tx;
-            accept_loop(l, admin_ctx, Handler::Admin { ready }).await;
+            accept_loop(l, admin_ctx, Handler::Admin { ready, metrics, rate_limit }).await;
         });
     }
     drop(ctx);
@@ -156,7 +159,7 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
 enum Handler {
     Gateway { service: GatewayService, tls: Option<tokio_rustls::TlsAcceptor> },
     Redirect { https_port: u16, headers: Arc<SecurityHeaders> },
-    Admin { ready: Arc<AtomicBool> },
+    Admin { ready: Arc<AtomicBool>, metrics: Arc<Metrics>, rate_limit: RateLimitLayer },
 }
 
 async fn accept_loop(listener: TcpListener, mut ctx: Ctx, handler: Handler) {
@@ -210,9 +213,9 @@ async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, handler: Handler
             });
             serve_conn(tcp, ctx, svc, Arc::new(AtomicUsize::new(0))).await;
         }
-        Handler::Admin { ready } => {
+        Handler::Admin { ready, metrics, rate_limit } => {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let res = admin_response(&req, ready.load(Ordering::SeqCst));
+                let res = admin_response(&req, ready.load(Ordering::SeqCst), &metrics, &rate_limit);
                 async move { Ok::<_, Infallible>(res) }
             });
             serve_conn(tcp, ctx, svc, Arc::new(AtomicUsize::new(0))).await;
@@ -311,8 +314,21 @@ fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
     res
 }
 
-fn admin_response(req: &Request<Incoming>, ready: bool) -> Response<Body> {
+fn admin_response(
+    req: &Request<Incoming>,
+    ready: bool,
+    metrics: &Metrics,
+    rate_limit: &RateLimitLayer,
+) -> Response<Body> {
     let mut res = match req.uri().path() {
+        "/metrics" => {
+            let mut r = Response::new(Body::from(metrics.render(rate_limit)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
         "/healthz" => json_response(StatusCode::OK, "{\"status\":\"ok\"}"),
         "/readyz" if ready => json_response(StatusCode::OK, "{\"status\":\"ready\"}"),
         "/readyz" => json_response(StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"draining\"}"),

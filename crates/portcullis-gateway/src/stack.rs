@@ -22,6 +22,7 @@ use portcullis_layers::ratelimit::{MemoryStore, RateLimitLayer, Store};
 
 use crate::access_log::{AccessLogLayer, RecordPathLayer};
 use crate::config::{Config, RedisConfig, StoreKind};
+use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::redis_store::RedisStore;
 
@@ -61,12 +62,15 @@ pub fn rate_limit_layer(cfg: &Config) -> RateLimitLayer {
         .build()
 }
 
-/// Builds the request path for a configuration.
-pub fn build(cfg: &Config) -> GatewayService {
+/// Builds the request path for a configuration; the metrics handles come back
+/// for the admin listener.
+pub fn build(cfg: &Config) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
+    let metrics = Metrics::new();
+    let rate_limit = rate_limit_layer(cfg);
     let stack = ServiceBuilder::new()
         .layer(ClientInfoLayer::new(TrustedProxies::new(cfg.server.trusted_proxies.iter().copied()))) // C3
         .layer(RequestIdLayer) // C30
-        .layer(AccessLogLayer) // C30
+        .layer(AccessLogLayer::new(metrics.clone())) // C30 C31
         .layer(SecurityHeadersLayer::new(cfg.headers.clone())) // C2 C5 C6 C7
         .layer(
             UpstreamErrorsLayer::new()
@@ -77,8 +81,8 @@ pub fn build(cfg: &Config) -> GatewayService {
         .layer(CanonicalPathLayer::new(cfg.paths)) // C28
         .layer(RecordPathLayer)
         .layer(cfg.cors.layer.clone()) // C8
-        .layer(rate_limit_layer(cfg)) // C11 C12
+        .layer(rate_limit.clone()) // C11 C12
         .layer(BodyLimitLayer::new(cfg.limits.body).idle_timeout(cfg.limits.body_read_timeout)) // C13 C14
         .service(Proxy::new(&cfg.upstream, cfg.limits.request_timeout)); // C14
-    BoxCloneService::new(stack)
+    (BoxCloneService::new(stack), metrics, rate_limit)
 }

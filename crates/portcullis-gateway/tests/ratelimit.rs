@@ -122,6 +122,14 @@ async fn c12_redis_down_fail_open_uses_the_local_limiter() {
     }
     // Still limited, by the in-process store, and never hanging.
     assert_eq!(statuses, vec![200, 200, 200, 429]);
+    // The failures are counted for monitoring (C31).
+    let (res, body) = get(gw.admin_addr.unwrap(), "/metrics").await;
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("portcullis_ratelimit_store_errors_total 4"), "{text}");
+    assert!(text.contains("portcullis_ratelimit_rejected_total 1"), "{text}");
+    assert!(text.contains("portcullis_rejections_total{reason=\"rate_limited\"} 1"), "{text}");
+    assert!(text.contains("portcullis_requests_total 4"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

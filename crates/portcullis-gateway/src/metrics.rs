@@ -1,0 +1,67 @@
+//! Counters on the admin listener's `GET /metrics`, in the Prometheus text
+//! format (C31): requests, requests Portcullis refused by reason, and the
+//! rate limiter's refusals and store failures.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use portcullis_layers::ratelimit::RateLimitLayer;
+use portcullis_layers::rejection::RejectionKind;
+
+/// The gateway's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: AtomicU64,
+    rejected: Vec<AtomicU64>,
+}
+
+impl Metrics {
+    /// Zeroed counters.
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics {
+            requests: AtomicU64::new(0),
+            rejected: RejectionKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    /// Counts one request and, if Portcullis answered it itself, its reason.
+    pub fn record(&self, rejection: Option<RejectionKind>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(kind) = rejection {
+            if let Some(i) = RejectionKind::ALL.iter().position(|k| *k == kind) {
+                self.rejected[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The exposition text.
+    pub fn render(&self, rate_limit: &RateLimitLayer) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "# HELP portcullis_requests_total Requests received by the gateway listener.");
+        let _ = writeln!(o, "# TYPE portcullis_requests_total counter");
+        let _ = writeln!(o, "portcullis_requests_total {}", self.requests.load(Ordering::Relaxed));
+        let _ =
+            writeln!(o, "# HELP portcullis_rejections_total Responses Portcullis wrote itself, by reason.");
+        let _ = writeln!(o, "# TYPE portcullis_rejections_total counter");
+        for (kind, n) in RejectionKind::ALL.iter().zip(&self.rejected) {
+            let _ = writeln!(
+                o,
+                "portcullis_rejections_total{{reason=\"{}\"}} {}",
+                kind.code(),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let s = rate_limit.stats();
+        let _ = writeln!(o, "# HELP portcullis_ratelimit_rejected_total Requests refused by a rate limit.");
+        let _ = writeln!(o, "# TYPE portcullis_ratelimit_rejected_total counter");
+        let _ = writeln!(o, "portcullis_ratelimit_rejected_total {}", s.rejected);
+        let _ = writeln!(
+            o,
+            "# HELP portcullis_ratelimit_store_errors_total Rate-limit store failures (decided by on_store_error)."
+        );
+        let _ = writeln!(o, "# TYPE portcullis_ratelimit_store_errors_total counter");
+        let _ = writeln!(o, "portcullis_ratelimit_store_errors_total {}", s.store_errors);
+        o
+    }
+}
