@@ -28,10 +28,10 @@ impl Metrics {
     /// Counts one request and, if Portcullis answered it itself, its reason.
     pub fn record(&self, rejection: Option<RejectionKind>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(kind) = rejection {
-            if let Some(i) = RejectionKind::ALL.iter().position(|k| *k == kind) {
-                self.rejected[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(kind) = rejection
+            && let Some(i) = RejectionKind::ALL.iter().position(|k| *k == kind)
+        {
+            self.rejected[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
