@@ -87,16 +87,15 @@ impl Clock for ManualClock {
 }
 
 const SHARDS: usize = 16;
-/// Entries examined when a full shard must evict a live key.
-const EVICTION_SAMPLE: usize = 16;
 
 /// An in-process store: sharded maps of key -> TAT, bounded to `max_keys`.
 ///
 /// A key whose TAT has passed is equivalent to an absent key, so it is
 /// dropped first when a shard is full. If a shard is still full (a key
-/// spraying attack), the sampled entry with the smallest TAT, the one
-/// closest to a full quota anyway, is evicted: memory stays bounded and the
-/// keys under the heaviest use are the last to be forgotten.
+/// spraying attack), the entries with the smallest TATs, those closest to a
+/// full quota anyway, are evicted (an eighth of the shard at once):
+/// memory stays bounded and the keys under the heaviest use are the last to
+/// be forgotten.
 pub struct MemoryStore<C: Clock = SystemClock> {
     shards: Box<[Mutex<HashMap<String, u64>>]>,
     cap: usize,
@@ -161,7 +160,11 @@ impl<C: Clock> MemoryStore<C> {
         if outcomes.iter().all(|o| o.allowed) {
             for ((c, &shard), tat) in checks.iter().zip(&idx).zip(tats) {
                 let map = &mut guards[slot(shard)].1;
-                if !map.contains_key(&c.key) && map.len() >= self.cap {
+                if let Some(slot) = map.get_mut(&c.key) {
+                    *slot = tat;
+                    continue;
+                }
+                if map.len() >= self.cap {
                     evict(map, now, self.cap);
                 }
                 map.insert(c.key.clone(), tat);
@@ -175,15 +178,29 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Makes room in a full shard, in one pass that frees at least an eighth of
+/// it, so the cost is amortised over the inserts that follow: expired keys
+/// first, then the live keys with the smallest TATs (closest to a full
+/// quota anyway).
 fn evict(map: &mut HashMap<String, u64>, now: u64, cap: usize) {
     map.retain(|_, tat| *tat > now);
-    if map.len() < cap {
+    let target = cap - (cap / 8).max(1);
+    if map.len() <= target {
         return;
     }
-    let victim = map.iter().take(EVICTION_SAMPLE).min_by_key(|(_, tat)| **tat).map(|(k, _)| k.clone());
-    if let Some(k) = victim {
-        map.remove(&k);
-    }
+    let excess = map.len() - target;
+    let mut tats: Vec<u64> = map.values().copied().collect();
+    let (_, nth, _) = tats.select_nth_unstable(excess - 1);
+    let cutoff = *nth;
+    let mut removed = 0;
+    map.retain(|_, tat| {
+        if removed < excess && *tat <= cutoff {
+            removed += 1;
+            false
+        } else {
+            true
+        }
+    });
 }
 
 impl<C: Clock> Store for MemoryStore<C> {
