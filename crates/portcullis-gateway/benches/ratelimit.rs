@@ -16,7 +16,10 @@ use portcullis_layers::ratelimit::{Check, MemoryStore, Rate, Store};
 
 fn checks(key: &str, rules: usize) -> Vec<Check> {
     (0..rules)
-        .map(|i| Check { key: format!("rl:bench{i}:ip:{key}"), rate: Rate::new(1_000_000_000, Duration::from_secs(1)) })
+        .map(|i| Check {
+            key: format!("rl:bench{i}:ip:{key}"),
+            rate: Rate::new(1_000_000_000, Duration::from_secs(1)),
+        })
         .collect()
 }
 
@@ -35,16 +38,25 @@ fn memory() {
         std::hint::black_box(store.decide_now(&c));
     }
     let d = t.elapsed();
-    println!("memory  1 rule, hot key        {:>12}  {:>7.0} ns/decision", per_sec(n, d), d.as_nanos() as f64 / n as f64);
+    println!(
+        "memory  1 rule, hot key        {:>12}  {:>7.0} ns/decision",
+        per_sec(n, d),
+        d.as_nanos() as f64 / n as f64
+    );
     // Three rules per request, 50k distinct clients (realistic spread).
-    let keys: Vec<Vec<Check>> = (0..50_000).map(|i| checks(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255), 3)).collect();
+    let keys: Vec<Vec<Check>> =
+        (0..50_000).map(|i| checks(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255), 3)).collect();
     let n = 1_000_000u64;
     let t = Instant::now();
     for i in 0..n {
         std::hint::black_box(store.decide_now(&keys[(i % 50_000) as usize]));
     }
     let d = t.elapsed();
-    println!("memory  3 rules, 50k clients   {:>12}  {:>7.0} ns/decision", per_sec(n, d), d.as_nanos() as f64 / n as f64);
+    println!(
+        "memory  3 rules, 50k clients   {:>12}  {:>7.0} ns/decision",
+        per_sec(n, d),
+        d.as_nanos() as f64 / n as f64
+    );
     // Contended: 2 threads on the same shards.
     let store = Arc::new(MemoryStore::new(100_000));
     let n = 1_000_000u64;
@@ -126,7 +138,10 @@ fn main() {
         // `cargo test --benches` lists benches; nothing to list here.
         return;
     }
-    println!("rate-limit decision benchmark ({} cores)", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "rate-limit decision benchmark ({} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     memory();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(redis());

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::*;
 use http::Request;
 use http_body_util::Full;
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisServer};
 
 fn get_from(path: &str, xff: Option<&str>) -> Request<Full<Bytes>> {
     let mut b = Request::get(path).header("host", "api.test");
@@ -139,4 +139,37 @@ async fn c12_redis_unreachable_at_startup_does_not_block_startup() {
     let gw = redis_gateway(up.addr, &format!("redis://{dead}"), "fail_closed").await;
     assert_eq!(send(gw.addr, get_from("/auth/login", None)).await.0.status(), 503);
     assert_eq!(send(gw.addr, get_from("/api/x", None)).await.0.status(), 200);
+}
+
+// C12 on a real three-master Redis Cluster: keys of several rules in
+// different slots, each decided atomically on its node.
+#[tokio::test(flavor = "multi_thread")]
+async fn c12_redis_cluster() {
+    let cluster = RedisCluster::start().await;
+    let up = upstream().await;
+    let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let extra = format!(
+        "[state]\nredis_cluster = [{}]\nredis_timeout = \"2s\"\n[rate_limit_options]\non_store_error = \"fail_closed\"\n{LOGIN_RULE}\
+         [[rate_limit]]\nname = \"all\"\nkey = \"global\"\nlimit = 100\nwindow = \"1h\"\n",
+        nodes.join(", ")
+    );
+    let a = gateway(up.addr, &extra).await;
+    let b = gateway(up.addr, &extra).await;
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let gw = if i % 2 == 0 { a.addr } else { b.addr };
+        let (res, _) = send(gw, get_from("/auth/login", None)).await;
+        statuses.push(res.status().as_u16());
+        if res.status() == 200 {
+            assert!(res.headers()["ratelimit"].to_str().unwrap().contains("\"all\";r="));
+        }
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429, 429]);
+    // The keys live in the cluster (redis-cli -c follows redirections).
+    let port = cluster.nodes[0].addr.port().to_string();
+    let out = std::process::Command::new("redis-cli")
+        .args(["-c", "-p", &port, "EXISTS", "portcullis:rl:login:ip:127.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
 }

@@ -74,3 +74,62 @@ impl RedisServer {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 }
+
+/// A three-master Redis Cluster on free ports (no replicas), for a test.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    pub async fn start() -> RedisCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let bus = free_port();
+            let conf = dir.path().join(format!("nodes-{port}.conf"));
+            let mut child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
+                .args(["--cluster-config-file", conf.to_str().unwrap(), "--cluster-node-timeout", "5000"])
+                .args(["--daemonize", "no", "--logfile", ""])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("redis-server is needed (scripts/test installs it)");
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            loop {
+                match lines.next_line().await.unwrap() {
+                    Some(l) if l.contains("Ready to accept connections") => break,
+                    Some(_) => {}
+                    None => panic!("cluster node exited before it was ready"),
+                }
+            }
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            nodes.push(RedisServer { addr: SocketAddr::from(([127, 0, 0, 1], port)), child: Some(child) });
+        }
+        // redis-cli assigns the slots and waits until every node agrees.
+        let mut args = vec!["--cluster".to_owned(), "create".to_owned()];
+        args.extend(nodes.iter().map(|n| n.addr.to_string()));
+        args.extend(["--cluster-replicas", "0", "--cluster-yes"].map(String::from));
+        let out = Command::new("redis-cli").args(&args).output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("All 16384 slots covered"), "cluster create failed: {text}");
+        RedisCluster { nodes, _dir: dir }
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
