@@ -10,7 +10,9 @@ use std::process::{Command, Output, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+mod common;
+
+use common::BIN;
 
 fn write_config(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -126,25 +128,8 @@ async fn c30_serve_logs_one_redacted_json_line_per_request_and_drains_on_sigterm
     let (_d, path) = write_config(&format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{api}\"\nheaders = {{ \"X-Api-Key\" = \"${{PC_TEST_UPSTREAM_KEY}}\" }}\n"
     ));
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["serve", "--config", path.to_str().unwrap()])
-        .env("PC_TEST_UPSTREAM_KEY", "upstream-key-s3cret")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut captured: Vec<String> = Vec::new();
-    let addr: SocketAddr = loop {
-        let line = lines.next_line().await.unwrap().expect("serve exited before starting");
-        captured.push(line.clone());
-        if line.contains("portcullis started") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            break v["listen"].as_str().unwrap().parse().unwrap();
-        }
-    };
+    let (mut child, addr, mut captured, mut lines) =
+        common::serve(&path, &[("PC_TEST_UPSTREAM_KEY", "upstream-key-s3cret"), ("RUST_LOG", "debug")]).await;
 
     const JWT: &str = "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInJvbGVzIjpbImFkbWluIl19.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU";
     let secrets = [

@@ -2,37 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 
+mod common;
 #[path = "../../portcullis-gateway/tests/common/redis.rs"]
 mod redis_server;
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
-
-async fn serve(config: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next_line().await.unwrap().expect("serve exited");
-        if line.contains("portcullis started") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            break v["listen"].as_str().unwrap().parse().unwrap();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
-}
 
 async fn status(addr: SocketAddr, path: &str) -> u16 {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
@@ -60,8 +37,10 @@ async fn c12_two_processes_share_one_limit() {
         ),
     )
     .unwrap();
-    let (_a, a) = serve(&config).await;
-    let (_b, b) = serve(&config).await;
+    let (_a, a, _, mut out_a) = common::serve(&config, &[]).await;
+    let (_b, b, _, mut out_b) = common::serve(&config, &[]).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = out_a.next_line().await {} });
+    tokio::spawn(async move { while let Ok(Some(_)) = out_b.next_line().await {} });
     // 40 requests, concurrently, spread over both processes.
     let mut tasks = Vec::new();
     for i in 0..40 {

@@ -26,9 +26,16 @@ impl RedisServer {
 
     /// Starts on `port` and returns once the server says it is ready.
     pub async fn start_on(port: u16) -> RedisServer {
+        RedisServer::spawn(port, &[]).await
+    }
+
+    /// Spawns redis-server on `port` with extra arguments and waits for its
+    /// "Ready to accept connections" line (no polling, no sleeps).
+    async fn spawn(port: u16, extra: &[String]) -> RedisServer {
         let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--loglevel", "notice", "--logfile", ""])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -87,37 +94,18 @@ impl RedisCluster {
         let mut nodes = Vec::new();
         for _ in 0..3 {
             let port = free_port();
-            let bus = free_port();
             let conf = dir.path().join(format!("nodes-{port}.conf"));
-            let mut child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
-                .args(["--cluster-config-file", conf.to_str().unwrap(), "--cluster-node-timeout", "5000"])
-                .args(["--daemonize", "no", "--logfile", ""])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("redis-server is needed (scripts/test installs it)");
-            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-            loop {
-                match lines.next_line().await.unwrap() {
-                    Some(l) if l.contains("Ready to accept connections") => break,
-                    Some(_) => {}
-                    None => panic!("cluster node exited before it was ready"),
-                }
-            }
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            nodes.push(RedisServer { addr: SocketAddr::from(([127, 0, 0, 1], port)), child: Some(child) });
+            let extra = [
+                "--cluster-enabled".to_owned(),
+                "yes".to_owned(),
+                "--cluster-port".to_owned(),
+                free_port().to_string(),
+                "--cluster-config-file".to_owned(),
+                conf.to_str().unwrap().to_owned(),
+                "--cluster-node-timeout".to_owned(),
+                "5000".to_owned(),
+            ];
+            nodes.push(RedisServer::spawn(port, &extra).await);
         }
         // redis-cli assigns the slots and waits until every node agrees.
         let mut args = vec!["--cluster".to_owned(), "create".to_owned()];
