@@ -11,7 +11,7 @@
 //!   applies; all must allow it. A refused request charges no rule.
 //! - The algorithm is GCRA ([`gcra`]): a burst of up to `limit`, refilled
 //!   continuously at `limit` per `window`.
-//! - The client IP comes only from [`ClientInfo`](crate::client::ClientInfo)
+//! - The client IP comes only from [`ClientInfo`]
 //!   (trusted-proxy resolution); a spoofed `X-Forwarded-For` from an
 //!   untrusted peer can't change a key. Header keys are hashed (SHA-256), so
 //!   API keys are never stored in clear.
