@@ -14,6 +14,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+// Bounded: the body is wrapped in `Limited` before `collect`.
+#[allow(clippy::disallowed_methods)]
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let body = if req.uri().path() == "/echo" {
         Limited::new(req.into_body(), 65_536).collect().await.map(|b| b.to_bytes()).unwrap_or_default()
