@@ -100,13 +100,19 @@ async fn c12_redis_down_fail_closed_is_503_then_recovers() {
     // Unlimited routes don't depend on Redis.
     assert_eq!(send(gw.addr, get_from("/api/x", None)).await.0.status(), 200);
     redis.restart().await;
-    // The connection manager reconnects by itself: the first call after the
-    // restart may still see the dead connection, the next ones succeed.
+    // The connection manager reconnects by itself: the first calls after the
+    // restart may still see the dead connection (each bounded by the 200 ms
+    // store timeout), then decisions are made on Redis again.
     let mut statuses = Vec::new();
-    for _ in 0..3 {
-        statuses.push(send(gw.addr, get_from("/auth/login", None)).await.0.status().as_u16());
+    for _ in 0..10 {
+        let s = send(gw.addr, get_from("/auth/login", None)).await.0.status().as_u16();
+        statuses.push(s);
+        if s == 200 {
+            break;
+        }
     }
-    assert!(statuses.ends_with(&[200]), "no recovery after restart: {statuses:?}");
+    assert_eq!(statuses.last(), Some(&200), "no recovery after restart: {statuses:?}");
+    assert!(statuses.iter().all(|&s| s == 200 || s == 503), "{statuses:?}");
     assert_eq!(redis.cli(&["EXISTS", "portcullis:rl:login:ip:127.0.0.1"]), "1");
 }
 
