@@ -69,6 +69,10 @@ struct Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
+        // Filtered out (e.g. RUST_LOG=warn): skip the redaction and formatting.
+        if !tracing::enabled!(target: "portcullis::access", tracing::Level::INFO) {
+            return;
+        }
         let latency_ms = self.start.elapsed().as_secs_f64() * 1000.0;
         let path = self.path.as_deref().map(redact_path);
         tracing::info!(

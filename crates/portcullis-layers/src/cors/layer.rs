@@ -18,7 +18,7 @@ pub struct CorsLayer {
     inner: Arc<Policies>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Policies {
     default: Option<Cors>,
     routes: Vec<(Vec<PathPattern>, Option<Cors>)>,
@@ -34,13 +34,7 @@ impl CorsLayer {
     /// Adds a per-route override; the first matching route wins. `None`
     /// turns CORS off on those routes.
     pub fn route(mut self, patterns: Vec<PathPattern>, cors: Option<Cors>) -> Self {
-        if let Some(p) = Arc::get_mut(&mut self.inner) {
-            p.routes.push((patterns, cors));
-        } else {
-            let mut routes = self.inner.routes.clone();
-            routes.push((patterns, cors));
-            self.inner = Arc::new(Policies { default: self.inner.default.clone(), routes });
-        }
+        Arc::make_mut(&mut self.inner).routes.push((patterns, cors));
         self
     }
 }

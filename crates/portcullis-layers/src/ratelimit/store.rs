@@ -140,28 +140,24 @@ impl<C: Clock> MemoryStore<C> {
             order.iter().map(|&i| (i, lock(&self.shards[i]))).collect();
         let slot = |shard: usize| order.binary_search(&shard).unwrap_or(0);
         let mut outcomes = Vec::with_capacity(checks.len());
-        let mut tats = Vec::with_capacity(checks.len());
+        let mut tats: Vec<u64> = Vec::with_capacity(checks.len());
         // Evaluate in order; a key repeated in one request sees its own charge.
-        let mut pending: Vec<(usize, u64)> = Vec::new();
-        for (c, &shard) in checks.iter().zip(&idx) {
-            let map = &guards[slot(shard)].1;
-            let stored = pending
+        for (i, (c, &shard)) in checks.iter().zip(&idx).enumerate() {
+            let stored = checks[..i]
                 .iter()
-                .rev()
-                .find(|(j, _)| checks[*j].key == c.key)
-                .map(|&(_, t)| t)
-                .or_else(|| map.get(&c.key).copied())
+                .rposition(|earlier| earlier.key == c.key)
+                .map(|j| tats[j])
+                .or_else(|| guards[slot(shard)].1.get(&c.key).copied())
                 .unwrap_or(0);
             let (o, new_tat) = evaluate(&c.rate, stored, now);
-            pending.push((outcomes.len(), new_tat));
             outcomes.push(o);
             tats.push(new_tat);
         }
         if outcomes.iter().all(|o| o.allowed) {
             for ((c, &shard), tat) in checks.iter().zip(&idx).zip(tats) {
                 let map = &mut guards[slot(shard)].1;
-                if let Some(slot) = map.get_mut(&c.key) {
-                    *slot = tat;
+                if let Some(stored) = map.get_mut(&c.key) {
+                    *stored = tat;
                     continue;
                 }
                 if map.len() >= self.cap {
