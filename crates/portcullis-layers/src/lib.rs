@@ -17,11 +17,17 @@
 //! | [`limit`] | C13 C14 | body limits, body read timeout |
 //! | [`errors`] | C29 | upstream error pages replaced |
 //! | [`forwarded`] | C3 | hop-by-hop and forwarding headers |
+//! | [`auth`] | C22 C23 C26 C27 | bearer JWT, JWKS, identity headers, roles, ownership |
+//! | [`route`] | C21 C27 C28 | the route table, deny by default |
+//! | [`json`] | C17 C18 | strict, bounded JSON |
 //! | [`rejection`] | C19 C29 | the one error table |
 //! | [`redact`] | C30 | secret redaction for logs |
 
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod body;
 pub mod client;
+pub mod clock;
 pub mod config_error;
 #[cfg(feature = "cors")]
 pub mod cors;
@@ -33,6 +39,7 @@ pub mod framing;
 pub mod future;
 #[cfg(feature = "headers")]
 pub mod headers;
+pub mod json;
 #[cfg(feature = "limit")]
 pub mod limit;
 #[cfg(feature = "path")]
@@ -43,6 +50,8 @@ pub mod ratelimit;
 pub mod redact;
 pub mod rejection;
 pub mod request_id;
+#[cfg(feature = "route")]
+pub mod route;
 
 pub use body::{Body, BoxError};
 pub use config_error::ConfigError;

@@ -11,8 +11,19 @@ use crate::config_error::ConfigError;
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Seg {
     Lit(String),
-    One,
+    /// One segment; `Some(name)` for `{name}`, `None` for `*`.
+    One(Option<String>),
     Rest,
+}
+
+/// How patterns compare to paths. The default follows Express: ASCII case is
+/// ignored and one trailing slash is ignored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatchOptions {
+    /// Compare literal segments byte for byte (Express `caseSensitive`).
+    pub case_sensitive: bool,
+    /// A trailing slash is significant (Express `strict`).
+    pub strict_trailing_slash: bool,
 }
 
 /// A parsed path pattern.
@@ -20,6 +31,7 @@ enum Seg {
 pub struct PathPattern {
     text: String,
     segs: Vec<Seg>,
+    trailing_slash: bool,
 }
 
 impl PathPattern {
@@ -28,7 +40,8 @@ impl PathPattern {
         if !text.starts_with('/') {
             return Err(ConfigError::new("", "a path pattern starts with '/'"));
         }
-        let trimmed = text.strip_suffix('/').filter(|t| !t.is_empty()).unwrap_or(text);
+        let stripped = text.strip_suffix('/').filter(|t| !t.is_empty());
+        let trimmed = stripped.unwrap_or(text);
         let mut segs = Vec::new();
         let parts: Vec<&str> = trimmed[1..].split('/').collect();
         let n = parts.len();
@@ -38,8 +51,17 @@ impl PathPattern {
                 "" => return Err(ConfigError::new("", "empty segment ('//') in a path pattern")),
                 "**" if i + 1 == n => Seg::Rest,
                 "**" => return Err(ConfigError::new("", "'**' may only end a pattern")),
-                "*" => Seg::One,
-                p if p.starts_with('{') && p.ends_with('}') && p.len() > 2 => Seg::One,
+                "*" => Seg::One(None),
+                p if p.starts_with('{') && p.ends_with('}') && p.len() > 2 => {
+                    let name = &p[1..p.len() - 1];
+                    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                        return Err(ConfigError::new("", "a parameter name is letters, digits and '_'"));
+                    }
+                    if segs.iter().any(|s| matches!(s, Seg::One(Some(n)) if n == name)) {
+                        return Err(ConfigError::new("", "a parameter name appears twice in one pattern"));
+                    }
+                    Seg::One(Some(name.to_owned()))
+                }
                 p if p.contains(['*', '{', '}', '?', '#', ';', '\\', '%']) => {
                     return Err(ConfigError::new(
                         "",
@@ -49,11 +71,11 @@ impl PathPattern {
                 "." | ".." => {
                     return Err(ConfigError::new("", "dot segments can never match a canonical path"));
                 }
-                p => Seg::Lit(p.to_ascii_lowercase()),
+                p => Seg::Lit(p.to_owned()),
             };
             segs.push(seg);
         }
-        Ok(PathPattern { text: text.to_owned(), segs })
+        Ok(PathPattern { text: text.to_owned(), segs, trailing_slash: stripped.is_some() })
     }
 
     /// The pattern as written.
@@ -61,30 +83,84 @@ impl PathPattern {
         &self.text
     }
 
-    /// Whether a canonical path matches.
+    /// The names of the `{name}` parameters, in order.
+    pub fn params(&self) -> impl Iterator<Item = &str> {
+        self.segs.iter().filter_map(|s| match s {
+            Seg::One(Some(n)) => Some(n.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether a canonical path matches (Express defaults).
     pub fn matches(&self, path: &str) -> bool {
+        self.captures(path, MatchOptions::default()).is_some()
+    }
+
+    /// Matches a canonical path; on a match, the raw (still percent-encoded)
+    /// values of the `{name}` parameters, in pattern order.
+    pub fn captures<'p>(&self, path: &'p str, opts: MatchOptions) -> Option<Vec<&'p str>> {
         let p = path.strip_prefix('/').unwrap_or(path);
-        let p = p.strip_suffix('/').unwrap_or(p);
-        let mut parts = if p.is_empty() { Vec::new() } else { p.split('/').collect::<Vec<_>>() };
+        let (p, slash) = match p.strip_suffix('/') {
+            Some(q) => (q, true),
+            None => (p, false),
+        };
+        let parts: Vec<&str> = if p.is_empty() { Vec::new() } else { p.split('/').collect() };
+        let mut caps = Vec::new();
         let mut i = 0;
         for seg in &self.segs {
             match seg {
-                Seg::Rest => return true,
-                Seg::One => {
-                    if i >= parts.len() || parts[i].is_empty() {
-                        return false;
+                Seg::Rest => return Some(caps),
+                Seg::One(name) => {
+                    let part = parts.get(i).filter(|s| !s.is_empty())?;
+                    if name.is_some() {
+                        caps.push(*part);
                     }
                 }
                 Seg::Lit(l) => {
-                    if i >= parts.len() || !parts[i].eq_ignore_ascii_case(l) {
-                        return false;
+                    let part = parts.get(i)?;
+                    let same = if opts.case_sensitive { part == l } else { part.eq_ignore_ascii_case(l) };
+                    if !same {
+                        return None;
                     }
                 }
             }
             i += 1;
         }
-        parts.truncate(i + 1);
-        i == parts.len()
+        if i != parts.len() {
+            return None;
+        }
+        // Strict: `/a` and `/a/` are different routes (the root is always `/`).
+        if opts.strict_trailing_slash && !parts.is_empty() && slash != self.trailing_slash {
+            return None;
+        }
+        Some(caps)
+    }
+
+    /// Whether every path this pattern matches is also matched by `self`
+    /// (used to find routes shadowed by an earlier, broader one).
+    pub fn covers(&self, other: &PathPattern, opts: MatchOptions) -> bool {
+        if opts.strict_trailing_slash && self.trailing_slash != other.trailing_slash {
+            // A `**` ending covers both spellings.
+            if !matches!(self.segs.last(), Some(Seg::Rest)) {
+                return false;
+            }
+        }
+        let mut b = other.segs.iter();
+        for a in &self.segs {
+            match (a, b.next()) {
+                (Seg::Rest, _) => return true,
+                (_, None) | (_, Some(Seg::Rest)) => return false,
+                (Seg::One(_), Some(_)) => {}
+                (Seg::Lit(x), Some(Seg::Lit(y))) => {
+                    let same = if opts.case_sensitive { x == y } else { x.eq_ignore_ascii_case(y) };
+                    if !same {
+                        return false;
+                    }
+                }
+                (Seg::Lit(_), Some(Seg::One(_))) => return false,
+            }
+        }
+        b.next().is_none()
     }
 }
 
@@ -118,8 +194,44 @@ mod tests {
     }
 
     #[test]
+    fn captures_and_strict_options() {
+        let p = PathPattern::parse("/users/{id}/posts/{post}").unwrap();
+        assert_eq!(p.params().collect::<Vec<_>>(), ["id", "post"]);
+        let lax = MatchOptions::default();
+        assert_eq!(p.captures("/USERS/Al%C3%A9/posts/9/", lax), Some(vec!["Al%C3%A9", "9"]));
+        let strict = MatchOptions { case_sensitive: true, strict_trailing_slash: true };
+        assert_eq!(p.captures("/USERS/7/posts/9", strict), None);
+        assert_eq!(p.captures("/users/7/posts/9/", strict), None);
+        assert_eq!(p.captures("/users/7/posts/9", strict), Some(vec!["7", "9"]));
+        let slash = PathPattern::parse("/dir/").unwrap();
+        assert!(slash.captures("/dir/", strict).is_some());
+        assert!(slash.captures("/dir", strict).is_none());
+        assert!(PathPattern::parse("/").unwrap().captures("/", strict).is_some());
+    }
+
+    #[test]
+    fn coverage_finds_shadowed_patterns() {
+        let o = MatchOptions::default();
+        let cases: &[(&str, &str, bool)] = &[
+            ("/**", "/admin", true),
+            ("/api/**", "/api/users/{id}", true),
+            ("/api/*", "/api/users", true),
+            ("/api/{id}", "/api/*", true),
+            ("/api/users", "/API/users/", true),
+            ("/api/users", "/api/{id}", false),
+            ("/api/*", "/api/**", false),
+            ("/api/*", "/api/a/b", false),
+            ("/api/users", "/api/users/x", false),
+        ];
+        for (a, b, want) in cases {
+            let (a, b) = (PathPattern::parse(a).unwrap(), PathPattern::parse(b).unwrap());
+            assert_eq!(a.covers(&b, o), *want, "{a:?} covers {b:?}");
+        }
+    }
+
+    #[test]
     fn bad_patterns() {
-        for p in ["auth", "/a//b", "/a/**/b", "/a*", "/a/{id", "/a/%2f", "/a/../b"] {
+        for p in ["auth", "/a//b", "/a/**/b", "/a*", "/a/{id", "/a/%2f", "/a/../b", "/a/{x-y}", "/{a}/{a}"] {
             assert!(PathPattern::parse(p).is_err(), "{p}");
         }
     }

@@ -29,6 +29,12 @@ pub enum RejectionKind {
     RequestTimeout,
     /// The request matched no route (C21).
     NotFound,
+    /// A protected route without a bearer token (C21 C22).
+    Unauthenticated,
+    /// A bearer token that is malformed, unverifiable, expired or not for us (C22).
+    InvalidToken,
+    /// A verified identity without the route's role or ownership (C26 C27).
+    Forbidden,
     /// A CORS preflight for an origin, method or header the policy refuses (C8).
     CorsForbidden,
     /// A rate limit was exceeded (C11).
@@ -55,6 +61,9 @@ impl RejectionKind {
         RejectionKind::HeadersTooLarge,
         RejectionKind::RequestTimeout,
         RejectionKind::NotFound,
+        RejectionKind::Unauthenticated,
+        RejectionKind::InvalidToken,
+        RejectionKind::Forbidden,
         RejectionKind::CorsForbidden,
         RejectionKind::RateLimited,
         RejectionKind::UpstreamTimeout,
@@ -79,6 +88,9 @@ impl RejectionKind {
             ),
             RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", "Request Timeout"),
             NotFound => (StatusCode::NOT_FOUND, "not_found", "Not Found"),
+            Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthorized"),
+            InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized"),
+            Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             CorsForbidden => (StatusCode::FORBIDDEN, "cors_forbidden", "Forbidden"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too Many Requests"),
             UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "Gateway Timeout"),

@@ -1,0 +1,164 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use tower::{Layer, Service};
+
+use super::{Bearer, IdentityHeaders, Verifier, bearer};
+use crate::rejection::{Rejection, RejectionKind};
+use crate::request_id::RequestId;
+use crate::route::{Access, Authz, MatchedRoute};
+
+/// Enforces the matched route's access rule; see the [module docs](super).
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct AuthLayer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    verifier: Option<Arc<Verifier>>,
+    headers: IdentityHeaders,
+    forward_token: bool,
+}
+
+impl AuthLayer {
+    /// With a verifier (`None`: no authentication configured, so protected
+    /// routes always answer 401) and these identity headers. The bearer
+    /// token is not forwarded to the upstream unless [`AuthLayer::forward_token`].
+    pub fn new(verifier: Option<Arc<Verifier>>, headers: IdentityHeaders) -> AuthLayer {
+        AuthLayer { inner: Arc::new(Inner { verifier, headers, forward_token: false }) }
+    }
+
+    /// Whether the `Authorization: Bearer` header reaches the upstream.
+    pub fn forward_token(self, yes: bool) -> AuthLayer {
+        let i = &self.inner;
+        AuthLayer {
+            inner: Arc::new(Inner {
+                verifier: i.verifier.clone(),
+                headers: i.headers.clone(),
+                forward_token: yes,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService { inner, auth: self.inner.clone() }
+    }
+}
+
+/// The service of [`AuthLayer`].
+#[derive(Clone, Debug)]
+pub struct AuthService<S> {
+    inner: S,
+    auth: Arc<Inner>,
+}
+
+type BoxFut<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+fn refuse<B: From<Bytes>>(
+    kind: RejectionKind,
+    id: Option<&RequestId>,
+    challenge: &'static str,
+) -> Response<B> {
+    let mut res: Response<B> = Rejection::new(kind).into_response(id);
+    res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    res
+}
+
+impl<S, B, ResBody> Service<Request<B>> for AuthService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFut<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let auth = self.auth.clone();
+        // Take the ready inner service; leave a clone for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            auth.headers.strip(req.headers_mut());
+            let access = match req.extensions().get::<MatchedRoute>() {
+                Some(m) => m.access().clone(),
+                None => Access::Protected(Authz::default()),
+            };
+            let token = match bearer(req.headers()) {
+                Bearer::Token(t) => Some(Ok(t.to_owned())),
+                Bearer::Invalid => Some(Err(())),
+                Bearer::Absent => None,
+            };
+            if !auth.forward_token && token.is_some() {
+                req.headers_mut().remove(header::AUTHORIZATION);
+            }
+            let id = req.extensions().get::<RequestId>().cloned();
+            let verified = match (&token, &auth.verifier) {
+                (Some(Ok(t)), Some(v)) => Some(v.verify(t).await),
+                _ => None,
+            };
+            if let Access::Protected(rule) = &access {
+                let identity = match (token, verified) {
+                    (None, _) => {
+                        return Ok(refuse(RejectionKind::Unauthenticated, id.as_ref(), "Bearer"));
+                    }
+                    (Some(_), Some(Ok(identity))) => identity,
+                    (Some(_), verified) => {
+                        let reason = match verified {
+                            Some(Err(e)) => e.as_str(),
+                            _ => "malformed Authorization header",
+                        };
+                        tracing::info!(
+                            target: "portcullis::auth",
+                            request_id = id.as_ref().map(RequestId::as_str),
+                            reason,
+                            "bearer token refused"
+                        );
+                        return Ok(refuse(
+                            RejectionKind::InvalidToken,
+                            id.as_ref(),
+                            "Bearer error=\"invalid_token\"",
+                        ));
+                    }
+                };
+                let admitted = match req.extensions().get::<MatchedRoute>() {
+                    Some(m) => rule.admits(&identity.subject, &identity.roles, m),
+                    None => rule.roles.is_empty() && rule.owner.is_none(),
+                };
+                if !admitted {
+                    tracing::info!(
+                        target: "portcullis::auth",
+                        request_id = id.as_ref().map(RequestId::as_str),
+                        "identity lacks the route's role or ownership"
+                    );
+                    return Ok(refuse(
+                        RejectionKind::Forbidden,
+                        id.as_ref(),
+                        "Bearer error=\"insufficient_scope\"",
+                    ));
+                }
+                auth.headers.apply(req.headers_mut(), &identity);
+                req.extensions_mut().insert(identity);
+            } else if let Some(Ok(identity)) = verified {
+                auth.headers.apply(req.headers_mut(), &identity);
+                req.extensions_mut().insert(identity);
+            }
+            inner.call(req).await
+        })
+    }
+}

@@ -1,0 +1,280 @@
+//! Strict, bounded JSON parsing (C17 C18 C22).
+//!
+//! Node's `JSON.parse` keeps the *last* of two equal keys; a checker that
+//! looks at the first one (or any other) can be bypassed by sending both.
+//! Portcullis therefore refuses duplicate keys outright, and bounds depth,
+//! member count and string length before the document is built. Invalid
+//! UTF-8, lone surrogates (`"\ud800"`) and trailing bytes after the value are
+//! refused by the underlying parser.
+//!
+//! ```
+//! use portcullis_layers::json::{parse_strict, JsonError, JsonLimits};
+//! let l = JsonLimits::default();
+//! assert!(parse_strict(br#"{"a":1}"#, &l).is_ok());
+//! assert_eq!(parse_strict(br#"{"a":1,"a":2}"#, &l).unwrap_err(), JsonError::DuplicateKey("/a".into()));
+//! assert_eq!(parse_strict(br#"{"a":1} x"#, &l).unwrap_err(), JsonError::Syntax);
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// Bounds applied while parsing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JsonLimits {
+    /// Maximum nesting of arrays and objects (the top-level value is depth 1).
+    pub max_depth: usize,
+    /// Maximum number of object members and array elements in the document.
+    pub max_entries: usize,
+    /// Maximum length in bytes of one string (keys included), after unescaping.
+    pub max_string_len: usize,
+}
+
+impl Default for JsonLimits {
+    fn default() -> Self {
+        JsonLimits { max_depth: 32, max_entries: 10_000, max_string_len: 64 * 1024 }
+    }
+}
+
+/// Why a document was refused. Paths are JSON pointers to the offending
+/// place; they name keys of the document, never values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JsonError {
+    /// Not one well-formed JSON value (incl. invalid UTF-8, lone surrogates,
+    /// trailing bytes).
+    Syntax,
+    /// The same key twice in one object.
+    DuplicateKey(String),
+    /// Nested deeper than [`JsonLimits::max_depth`].
+    TooDeep(String),
+    /// More entries than [`JsonLimits::max_entries`].
+    TooManyEntries,
+    /// A string longer than [`JsonLimits::max_string_len`].
+    StringTooLong(String),
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JsonError::Syntax => f.write_str("malformed JSON"),
+            JsonError::DuplicateKey(p) => write!(f, "duplicate key at {p}"),
+            JsonError::TooDeep(p) => write!(f, "nested too deeply at {p}"),
+            JsonError::TooManyEntries => f.write_str("too many entries"),
+            JsonError::StringTooLong(p) => write!(f, "string too long at {p}"),
+        }
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+struct State<'l> {
+    limits: &'l JsonLimits,
+    entries: Cell<usize>,
+    path: RefCell<Vec<String>>,
+    error: RefCell<Option<JsonError>>,
+}
+
+impl State<'_> {
+    fn pointer(&self, last: Option<&str>) -> String {
+        let path = self.path.borrow();
+        let mut out = String::new();
+        for seg in path.iter().map(String::as_str).chain(last) {
+            out.push('/');
+            out.push_str(&seg.replace('~', "~0").replace('/', "~1"));
+        }
+        if out.is_empty() { "/".to_owned() } else { out }
+    }
+
+    fn fail<E: de::Error>(&self, e: JsonError) -> E {
+        let msg = e.to_string();
+        *self.error.borrow_mut() = Some(e);
+        E::custom(msg)
+    }
+
+    fn string<E: de::Error>(&self, s: &str, last: Option<&str>) -> Result<(), E> {
+        if s.len() > self.limits.max_string_len {
+            return Err(self.fail(JsonError::StringTooLong(self.pointer(last))));
+        }
+        Ok(())
+    }
+
+    fn entry<E: de::Error>(&self) -> Result<(), E> {
+        let n = self.entries.get() + 1;
+        self.entries.set(n);
+        if n > self.limits.max_entries {
+            return Err(self.fail(JsonError::TooManyEntries));
+        }
+        Ok(())
+    }
+}
+
+/// Parses one JSON document strictly; see the module documentation.
+pub fn parse_strict(bytes: &[u8], limits: &JsonLimits) -> Result<Value, JsonError> {
+    let state =
+        State { limits, entries: Cell::new(0), path: RefCell::new(Vec::new()), error: RefCell::new(None) };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let seed = Seed { state: &state, depth: 1 };
+    let result = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    match result {
+        Ok(v) => Ok(v),
+        Err(_) => Err(state.error.borrow_mut().take().unwrap_or(JsonError::Syntax)),
+    }
+}
+
+struct Seed<'s, 'l> {
+    state: &'s State<'l>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_, '_> {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_, '_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("non-finite number"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.state.string(v, None)?;
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.state.string(&v, None)?;
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let st = self.state;
+        if self.depth > st.limits.max_depth {
+            return Err(st.fail(JsonError::TooDeep(st.pointer(None))));
+        }
+        let mut out = Vec::new();
+        loop {
+            st.path.borrow_mut().push(out.len().to_string());
+            let next = seq.next_element_seed(Seed { state: st, depth: self.depth + 1 });
+            st.path.borrow_mut().pop();
+            match next? {
+                Some(v) => {
+                    st.entry()?;
+                    out.push(v);
+                }
+                None => return Ok(Value::Array(out)),
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let st = self.state;
+        if self.depth > st.limits.max_depth {
+            return Err(st.fail(JsonError::TooDeep(st.pointer(None))));
+        }
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            st.string(&key, Some(&key))?;
+            st.entry()?;
+            if out.contains_key(&key) {
+                return Err(st.fail(JsonError::DuplicateKey(st.pointer(Some(&key)))));
+            }
+            st.path.borrow_mut().push(key.clone());
+            let v = map.next_value_seed(Seed { state: st, depth: self.depth + 1 });
+            st.path.borrow_mut().pop();
+            out.insert(key, v?);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn err(doc: &str, limits: &JsonLimits) -> JsonError {
+        parse_strict(doc.as_bytes(), limits).unwrap_err()
+    }
+
+    #[test]
+    fn refusals_table() {
+        let l = JsonLimits::default();
+        let cases: &[(&str, JsonError)] = &[
+            (r#"{"a":1,"a":2}"#, JsonError::DuplicateKey("/a".into())),
+            (r#"{"x":{"b":1,"b":1}}"#, JsonError::DuplicateKey("/x/b".into())),
+            // The escaped spelling is the same key after decoding.
+            (r#"{"__proto__":1,"\u005f_proto__":2}"#, JsonError::DuplicateKey("/__proto__".into())),
+            (r#"[{"a/b":{"c":1,"c":2}}]"#, JsonError::DuplicateKey("/0/a~1b/c".into())),
+            (r#""\ud800""#, JsonError::Syntax),
+            (r#"{"a":1} {"#, JsonError::Syntax),
+            (r#"{"a":1,}"#, JsonError::Syntax),
+            ("{'a':1}", JsonError::Syntax),
+            ("NaN", JsonError::Syntax),
+            ("", JsonError::Syntax),
+        ];
+        for (doc, want) in cases {
+            assert_eq!(&err(doc, &l), want, "{doc}");
+        }
+        assert_eq!(parse_strict(b"\"\xff\"", &l).unwrap_err(), JsonError::Syntax);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let l = JsonLimits { max_depth: 3, max_entries: 4, max_string_len: 5 };
+        assert!(parse_strict(br#"[[["x"]]]"#, &l).is_ok());
+        assert_eq!(err(r#"[[[[1]]]]"#, &l), JsonError::TooDeep("/0/0/0".into()));
+        assert_eq!(err(r#"[1,2,3,4,5]"#, &l), JsonError::TooManyEntries);
+        assert_eq!(err(r#"{"k":"123456"}"#, &l), JsonError::StringTooLong("/k".into()));
+        assert_eq!(err(r#"{"123456":1}"#, &l), JsonError::StringTooLong("/123456".into()));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_strict(&bytes, &JsonLimits::default());
+        }
+
+        #[test]
+        fn agrees_with_serde_on_valid_documents(v in arb_json()) {
+            let text = serde_json::to_vec(&v).unwrap();
+            prop_assert_eq!(parse_strict(&text, &JsonLimits::default()).unwrap(), v);
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-z\\\\\"\u{e9}\u{1f600}]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z_]{0,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}

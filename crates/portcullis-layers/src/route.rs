@@ -1,0 +1,354 @@
+//! The route table: deny by default (C21), matched on the canonical path (C28).
+//!
+//! Every request is matched against the routes in declaration order; the
+//! first route whose pattern and methods match wins and is stored in the
+//! request extensions as [`MatchedRoute`] for the authentication layer. A
+//! route is protected unless it says [`Access::Public`]. A request that
+//! matches no route is refused with 404 `not_found`, unless the table was
+//! built with [`Unmatched::InsecurePassThrough`].
+//!
+//! Matching follows Express by default (ASCII case and one trailing slash
+//! ignored, see [`MatchOptions`]), so a policy on `/admin` also holds for
+//! `/ADMIN/`. Put this layer after [`crate::path::CanonicalPathLayer`]:
+//! it reads the request path as the canonical one.
+//!
+//! ```
+//! use http::Method;
+//! use portcullis_layers::pattern::PathPattern;
+//! use portcullis_layers::route::{Access, Authz, Route, RouteTable};
+//! let table = RouteTable::new(vec![
+//!     Route::new(PathPattern::parse("/api/health").unwrap(), Access::Public),
+//!     Route::new(
+//!         PathPattern::parse("/api/users/{id}").unwrap(),
+//!         Access::Protected(Authz { roles: vec!["admin".into()], owner: Some("id".into()) }),
+//!     )
+//!     .methods(vec![Method::GET, Method::PUT]),
+//! ]);
+//! let m = table.find(&Method::GET, "/API/users/alice/").unwrap();
+//! assert_eq!(m.param("id"), Some("alice"));
+//! assert!(table.find(&Method::DELETE, "/api/users/alice").is_none());
+//! assert!(table.find(&Method::GET, "/api/other").is_none());
+//! ```
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use tower::{Layer, Service};
+
+use crate::future::OrReject;
+use crate::pattern::{MatchOptions, PathPattern};
+use crate::rejection::{RejectionKind, reject};
+
+/// Who may use a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone; a valid bearer token still yields identity headers.
+    Public,
+    /// An authenticated identity that satisfies the [`Authz`] rule.
+    Protected(Authz),
+}
+
+/// Authorization of a protected route (C26 C27). Empty `roles` and no
+/// `owner` admit every authenticated identity. Otherwise the identity needs
+/// any one of `roles`, or (when `owner` names a path parameter) a subject
+/// equal to that parameter's decoded value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Authz {
+    /// Any of these roles admits.
+    pub roles: Vec<String>,
+    /// The path parameter that must equal the subject.
+    pub owner: Option<String>,
+}
+
+impl Authz {
+    /// Whether an identity with `subject` and `roles` may use the route
+    /// matched as `m`.
+    pub fn admits(&self, subject: &str, roles: &[String], m: &MatchedRoute) -> bool {
+        if self.roles.is_empty() && self.owner.is_none() {
+            return true;
+        }
+        if self.roles.iter().any(|r| roles.contains(r)) {
+            return true;
+        }
+        match &self.owner {
+            Some(p) => m.param(p).is_some_and(|v| !subject.is_empty() && v == subject),
+            None => false,
+        }
+    }
+}
+
+/// One route.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The path pattern.
+    pub pattern: PathPattern,
+    /// The methods (HEAD is implied by GET, as in Express); `None` for all.
+    pub methods: Option<Vec<Method>>,
+    /// Who may use it.
+    pub access: Access,
+}
+
+impl Route {
+    /// A route for every method.
+    pub fn new(pattern: PathPattern, access: Access) -> Route {
+        Route { pattern, methods: None, access }
+    }
+
+    /// Restricts the route to these methods.
+    #[must_use]
+    pub fn methods(mut self, methods: Vec<Method>) -> Route {
+        self.methods = Some(methods);
+        self
+    }
+
+    fn allows(&self, method: &Method) -> bool {
+        match &self.methods {
+            None => true,
+            Some(ms) => ms.iter().any(|m| m == method || (*method == Method::HEAD && *m == Method::GET)),
+        }
+    }
+
+    /// Whether every request this route matches is matched by `self` first.
+    pub fn shadows(&self, later: &Route, opts: MatchOptions) -> bool {
+        let methods = match (&self.methods, &later.methods) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(a), Some(b)) => b.iter().all(|m| self.allows(m) || a.contains(m)),
+        };
+        methods && self.pattern.covers(&later.pattern, opts)
+    }
+}
+
+/// What happens to a request that matches no route.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unmatched {
+    /// 404 `not_found` (the default).
+    #[default]
+    NotFound,
+    /// Forwarded as if a public route matched. Insecure: it turns deny by
+    /// default into allow by default.
+    InsecurePassThrough,
+}
+
+/// The route matched by a request, with its decoded path parameters.
+#[derive(Clone, Debug)]
+pub struct MatchedRoute {
+    /// The route (`None` for an unmatched request passed through).
+    pub route: Option<Arc<Route>>,
+    /// The index of the route in the table.
+    pub index: Option<usize>,
+    params: Vec<(String, Option<String>)>,
+}
+
+impl MatchedRoute {
+    /// The access rule (public for a passed-through request).
+    pub fn access(&self) -> &Access {
+        static PUBLIC: Access = Access::Public;
+        self.route.as_ref().map_or(&PUBLIC, |r| &r.access)
+    }
+
+    /// A path parameter, percent-decoded as Express decodes it; `None` when
+    /// absent or not valid UTF-8.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+    }
+}
+
+/// The route table.
+#[derive(Clone, Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Arc<Route>>,
+    opts: MatchOptions,
+    unmatched: Unmatched,
+}
+
+impl RouteTable {
+    /// A table with Express matching and unmatched requests refused.
+    pub fn new(routes: Vec<Route>) -> RouteTable {
+        RouteTable { routes: routes.into_iter().map(Arc::new).collect(), ..RouteTable::default() }
+    }
+
+    /// Sets how patterns compare to paths.
+    #[must_use]
+    pub fn match_options(mut self, opts: MatchOptions) -> RouteTable {
+        self.opts = opts;
+        self
+    }
+
+    /// Sets what happens to unmatched requests.
+    #[must_use]
+    pub fn unmatched(mut self, u: Unmatched) -> RouteTable {
+        self.unmatched = u;
+        self
+    }
+
+    /// The routes, in order.
+    pub fn routes(&self) -> &[Arc<Route>] {
+        &self.routes
+    }
+
+    /// Pairs `(earlier, later)` of routes where the later one can never match.
+    pub fn shadowed(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for (j, later) in self.routes.iter().enumerate() {
+            if let Some(i) = self.routes[..j].iter().position(|r| r.shadows(later, self.opts)) {
+                out.push((i, j));
+            }
+        }
+        out
+    }
+
+    /// The first route matching a method and canonical path.
+    pub fn find(&self, method: &Method, path: &str) -> Option<MatchedRoute> {
+        for (i, r) in self.routes.iter().enumerate() {
+            if !r.allows(method) {
+                continue;
+            }
+            if let Some(caps) = r.pattern.captures(path, self.opts) {
+                let params = r.pattern.params().zip(caps).map(|(n, v)| (n.to_owned(), decode(v))).collect();
+                return Some(MatchedRoute { route: Some(r.clone()), index: Some(i), params });
+            }
+        }
+        None
+    }
+}
+
+/// Percent-decodes a path segment; `None` if the result is not UTF-8.
+fn decode(seg: &str) -> Option<String> {
+    let b = seg.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Matches requests to routes; refuses unmatched ones (C21).
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct RouteLayer {
+    table: Arc<RouteTable>,
+}
+
+impl RouteLayer {
+    /// With this table.
+    pub fn new(table: RouteTable) -> RouteLayer {
+        RouteLayer { table: Arc::new(table) }
+    }
+}
+
+impl<S> Layer<S> for RouteLayer {
+    type Service = RouteService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RouteService { inner, table: self.table.clone() }
+    }
+}
+
+/// The service of [`RouteLayer`].
+#[derive(Clone, Debug)]
+pub struct RouteService<S> {
+    inner: S,
+    table: Arc<RouteTable>,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for RouteService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = OrReject<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let m = match self.table.find(req.method(), req.uri().path()) {
+            Some(m) => m,
+            None if self.table.unmatched == Unmatched::InsecurePassThrough => {
+                MatchedRoute { route: None, index: None, params: Vec::new() }
+            }
+            None => return OrReject::Rejected { res: Some(reject(&req, RejectionKind::NotFound)) },
+        };
+        req.extensions_mut().insert(m);
+        OrReject::Inner { fut: self.inner.call(req) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> PathPattern {
+        PathPattern::parse(s).unwrap()
+    }
+
+    fn authz(roles: &[&str], owner: Option<&str>) -> Authz {
+        Authz { roles: roles.iter().map(|r| (*r).to_owned()).collect(), owner: owner.map(str::to_owned) }
+    }
+
+    #[test]
+    fn c21_first_match_wins_and_methods_filter() {
+        let t = RouteTable::new(vec![
+            Route::new(p("/api/health"), Access::Public).methods(vec![Method::GET]),
+            Route::new(p("/api/**"), Access::Protected(Authz::default())),
+        ]);
+        assert_eq!(t.find(&Method::GET, "/api/health").unwrap().index, Some(0));
+        assert_eq!(t.find(&Method::HEAD, "/api/health").unwrap().index, Some(0));
+        assert_eq!(t.find(&Method::POST, "/api/health").unwrap().index, Some(1));
+        assert!(t.find(&Method::GET, "/admin").is_none());
+        assert!(t.find(&Method::GET, "/apix").is_none());
+    }
+
+    #[test]
+    fn c27_owner_and_roles() {
+        let t = RouteTable::new(vec![Route::new(
+            p("/users/{id}"),
+            Access::Protected(authz(&["admin"], Some("id"))),
+        )]);
+        let roles = |r: &[&str]| r.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let m = t.find(&Method::GET, "/users/alice").unwrap();
+        let Access::Protected(a) = m.access() else { panic!("protected") };
+        assert!(a.admits("alice", &[], &m));
+        assert!(!a.admits("bob", &[], &m));
+        assert!(a.admits("bob", &roles(&["admin"]), &m));
+        assert!(!a.admits("bob", &roles(&["Admin", "user"]), &m), "roles compare exactly");
+        // Express decodes the parameter: %61lice is alice, an owner is matched on the decoded value.
+        let m = t.find(&Method::GET, "/users/al%69ce").unwrap();
+        assert!(a.admits("alice", &[], &m));
+        // A subject can't own a differently-cased or partial id, and an empty subject owns nothing.
+        assert!(!a.admits("Alice", &[], &t.find(&Method::GET, "/users/alice").unwrap()));
+        assert!(!a.admits("", &[], &t.find(&Method::GET, "/users/%FF").unwrap()));
+        assert_eq!(t.find(&Method::GET, "/users/%FF").unwrap().param("id"), None);
+    }
+
+    #[test]
+    fn c21_shadowed_routes_are_found() {
+        let t = RouteTable::new(vec![
+            Route::new(p("/api/**"), Access::Public).methods(vec![Method::GET]),
+            Route::new(p("/api/admin"), Access::Protected(Authz::default())).methods(vec![Method::GET]),
+            Route::new(p("/api/admin"), Access::Protected(Authz::default())),
+        ]);
+        assert_eq!(t.shadowed(), vec![(0, 1)]);
+    }
+
+    #[test]
+    fn decode_table() {
+        assert_eq!(decode("a%20b").as_deref(), Some("a b"));
+        assert_eq!(decode("%C3%A9").as_deref(), Some("\u{e9}"));
+        assert_eq!(decode("%FF"), None);
+        assert_eq!(decode("abc%").as_deref(), Some("abc%"));
+    }
+}
