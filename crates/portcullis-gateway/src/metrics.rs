@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use portcullis_layers::auth::Jwks;
 use portcullis_layers::ratelimit::RateLimitLayer;
 use portcullis_layers::rejection::RejectionKind;
 
@@ -14,6 +15,7 @@ use portcullis_layers::rejection::RejectionKind;
 pub struct Metrics {
     requests: AtomicU64,
     rejected: Vec<AtomicU64>,
+    jwks: std::sync::OnceLock<Arc<Jwks>>,
 }
 
 impl Metrics {
@@ -22,7 +24,13 @@ impl Metrics {
         Arc::new(Metrics {
             requests: AtomicU64::new(0),
             rejected: RejectionKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            jwks: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reports this JWKS cache's counters too.
+    pub fn watch_jwks(&self, jwks: Arc<Jwks>) {
+        let _ = self.jwks.set(jwks);
     }
 
     /// Counts one request and, if Portcullis answered it itself, its reason.
@@ -62,6 +70,21 @@ impl Metrics {
         );
         let _ = writeln!(o, "# TYPE portcullis_ratelimit_store_errors_total counter");
         let _ = writeln!(o, "portcullis_ratelimit_store_errors_total {}", s.store_errors);
+        if let Some(j) = self.jwks.get() {
+            let s = j.stats();
+            let _ = writeln!(o, "# HELP portcullis_jwks_fetches_total JWKS fetch attempts.");
+            let _ = writeln!(o, "# TYPE portcullis_jwks_fetches_total counter");
+            let _ = writeln!(o, "portcullis_jwks_fetches_total {}", s.fetches);
+            let _ = writeln!(
+                o,
+                "# HELP portcullis_jwks_fetch_failures_total Failed JWKS fetches (the cached set stays)."
+            );
+            let _ = writeln!(o, "# TYPE portcullis_jwks_fetch_failures_total counter");
+            let _ = writeln!(o, "portcullis_jwks_fetch_failures_total {}", s.failures);
+            let _ = writeln!(o, "# HELP portcullis_jwks_keys Keys in the cached JWK set.");
+            let _ = writeln!(o, "# TYPE portcullis_jwks_keys gauge");
+            let _ = writeln!(o, "portcullis_jwks_keys {}", s.keys);
+        }
         o
     }
 }

@@ -37,6 +37,9 @@ struct Target {
     base_path: String,
     deadline: Duration,
     headers: Vec<(http::HeaderName, HeaderValue)>,
+    /// Headers Portcullis set for the upstream (identity, C23): never
+    /// removed by a client's `Connection` header.
+    protected: Vec<http::HeaderName>,
 }
 
 impl Proxy {
@@ -69,8 +72,18 @@ impl Proxy {
                     })
                 })
                 .collect(),
+            protected: Vec::new(),
         };
         Proxy { client, target: Arc::new(target) }
+    }
+
+    /// Protects these request headers from removal through `Connection`.
+    #[must_use]
+    pub fn protect(mut self, names: Vec<http::HeaderName>) -> Proxy {
+        if let Some(t) = Arc::get_mut(&mut self.target) {
+            t.protected = names;
+        }
+        self
     }
 }
 
@@ -130,8 +143,13 @@ impl Proxy {
 
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
-        strip_hop_by_hop(&mut headers, upgrade, &[]);
+        strip_hop_by_hop(&mut headers, upgrade, &self.target.protected);
         headers.remove(header::EXPECT);
+        // Method overrides would let a request routed as one method run as
+        // another upstream (Express `method-override`, C21).
+        for name in METHOD_OVERRIDE {
+            headers.remove(*name);
+        }
         join_cookies(&mut headers);
         set_forwarding_headers(&mut headers, &peer, &client, host.as_ref());
         match &host {
@@ -215,6 +233,9 @@ impl Proxy {
         Response::from_parts(parts, Body::new(body))
     }
 }
+
+/// Headers that frameworks read as "the real method".
+const METHOD_OVERRIDE: &[&str] = &["x-http-method-override", "x-http-method", "x-method-override"];
 
 /// HTTP/2 may split `Cookie` into several fields; HTTP/1.1 needs one.
 fn join_cookies(headers: &mut http::HeaderMap) {

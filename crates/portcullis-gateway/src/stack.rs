@@ -18,10 +18,14 @@ use tower::util::BoxCloneService;
 
 use std::sync::Arc;
 
+use portcullis_layers::auth::{AuthLayer, Jwks, Verifier};
+use portcullis_layers::clock::SystemClock;
 use portcullis_layers::ratelimit::{MemoryStore, RateLimitLayer, Store};
+use portcullis_layers::route::RouteLayer;
 
 use crate::access_log::{AccessLogLayer, RecordPathLayer};
 use crate::config::{Config, RedisConfig, StoreKind};
+use crate::jwks::HttpFetch;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::redis_store::RedisStore;
@@ -62,11 +66,42 @@ pub fn rate_limit_layer(cfg: &Config) -> RateLimitLayer {
         .build()
 }
 
+/// The authentication layer of a configuration. A JWKS cache starts
+/// fetching in the background (on the current tokio runtime) and is
+/// returned for metrics.
+pub fn auth_layer(cfg: &Config) -> (AuthLayer, Option<Arc<Jwks>>) {
+    let a = &cfg.auth;
+    let Some(j) = &a.jwt else {
+        return (AuthLayer::new(None, a.identity_headers.clone()).forward_token(a.forward_token), None);
+    };
+    let jwks = j.jwks_url.as_ref().map(|url| {
+        let fetch = HttpFetch::new(url.clone(), j.jwks_timeout);
+        let jwks = Arc::new(Jwks::new(Box::new(fetch), Arc::new(SystemClock), j.jwks.clone()));
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(jwks.clone().run());
+            }
+            Err(_) => tracing::error!("no runtime: the JWKS is fetched on the first unknown key only"),
+        }
+        jwks
+    });
+    let verifier =
+        Verifier::new(j.policy.clone(), j.static_keys.clone(), jwks.clone()).cache_capacity(j.cache_size);
+    (
+        AuthLayer::new(Some(Arc::new(verifier)), a.identity_headers.clone()).forward_token(a.forward_token),
+        jwks,
+    )
+}
+
 /// Builds the request path for a configuration; the metrics handles come back
 /// for the admin listener.
 pub fn build(cfg: &Config) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
     let metrics = Metrics::new();
     let rate_limit = rate_limit_layer(cfg);
+    let (auth, jwks) = auth_layer(cfg);
+    if let Some(j) = jwks {
+        metrics.watch_jwks(j);
+    }
     let stack = ServiceBuilder::new()
         .layer(ClientInfoLayer::new(TrustedProxies::new(cfg.server.trusted_proxies.iter().copied()))) // C3
         .layer(RequestIdLayer) // C30
@@ -80,9 +115,13 @@ pub fn build(cfg: &Config) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
         .layer(FramingLayer) // C28
         .layer(CanonicalPathLayer::new(cfg.paths)) // C28
         .layer(RecordPathLayer)
-        .layer(cfg.cors.layer.clone()) // C8
+        .layer(cfg.cors.layer.clone()) // C8: preflights answered here, never routed or forwarded
+        .layer(RouteLayer::new(cfg.routes.table.clone())) // C21 C28: deny by default
         .layer(rate_limit.clone()) // C11 C12
         .layer(BodyLimitLayer::new(cfg.limits.body).idle_timeout(cfg.limits.body_read_timeout)) // C13 C14
-        .service(Proxy::new(&cfg.upstream, cfg.limits.request_timeout)); // C14
+        .layer(auth) // C22 C23 C26 C27
+        .service(
+            Proxy::new(&cfg.upstream, cfg.limits.request_timeout).protect(cfg.auth.identity_headers.names()),
+        ); // C3 C14 C23
     (BoxCloneService::new(stack), metrics, rate_limit)
 }

@@ -8,46 +8,15 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 
 mod common;
+#[path = "common/express.rs"]
+mod express_app;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
+use express_app::express;
 
 use bytes::Bytes;
 use common::*;
 use http::Request;
 use http_body_util::Full;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-struct Express {
-    addr: SocketAddr,
-    _child: Child,
-}
-
-async fn express() -> Express {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/naive-express");
-    assert!(
-        dir.join("node_modules/express").is_dir(),
-        "the Express fixture is not installed: run `npm ci --prefix tests/fixtures/naive-express` (scripts/test does)"
-    );
-    let mut child = Command::new("node")
-        .arg("app.js")
-        .current_dir(&dir)
-        .env("PORT", "0")
-        .env_remove("NODE_ENV")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node is needed for the Express tests");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).await.unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let port = u16::try_from(v["port"].as_u64().unwrap()).unwrap();
-    Express { addr: SocketAddr::from(([127, 0, 0, 1], port)), _child: child }
-}
 
 fn post_json(path: &str, body: &'static str) -> Request<Full<Bytes>> {
     Request::post(path)

@@ -83,7 +83,7 @@ async fn c29_upstream_down_is_502_and_slow_is_504() {
 
     let up = upstream().await;
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nenabled = false\n[upstream]\nurl = \"http://{}\"\ntimeout = \"300ms\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nenabled = false\n[upstream]\nurl = \"http://{}\"\ntimeout = \"300ms\"\n{PUBLIC_CATCH_ALL}",
         up.addr
     );
     let gw = portcullis_gateway::server::start(&config_from(&text)).await.unwrap();
@@ -374,7 +374,7 @@ async fn invalid_host_refused() {
 async fn upstream_headers_from_secrets_are_sent() {
     let mut up = upstream().await;
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nenabled = false\n[upstream]\nurl = \"http://{}\"\nheaders = {{ \"X-Api-Key\" = \"${{PORTCULLIS_TEST_KEY}}\" }}\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nenabled = false\n[upstream]\nurl = \"http://{}\"\nheaders = {{ \"X-Api-Key\" = \"${{PORTCULLIS_TEST_KEY}}\" }}\n{PUBLIC_CATCH_ALL}",
         up.addr
     );
     let cfg = portcullis_gateway::config::from_str(&text, std::path::Path::new("."), &|n| {

@@ -36,7 +36,8 @@ async fn tls_gateway(
 ) -> portcullis_gateway::server::Running {
     let redirect = if redirect { "redirect_http = \"127.0.0.1:0\"\n" } else { "" };
     let text = format!(
-        "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n{redirect}[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[upstream]\nurl = \"http://{up}\"\n"
+        "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n{redirect}[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[upstream]\nurl = \"http://{up}\"\n{}",
+        common::PUBLIC_CATCH_ALL
     );
     let cfg = portcullis_gateway::config::from_str(&text, certs.dir.path(), &|_| None).unwrap();
     portcullis_gateway::server::start(&cfg).await.unwrap()

@@ -145,7 +145,8 @@ async fn demo_cmd(listen: SocketAddr, api_listen: SocketAddr) -> anyhow::Result<
     let api = demo::start_naive_api(api_listen)
         .await
         .with_context(|| format!("can't bind the demo API on {api_listen}"))?;
-    let cfg = Config::with_upstream(listen, &format!("http://{api}")).map_err(|p| anyhow::anyhow!("{p}"))?;
+    let cfg = Config::with_upstream(listen, &format!("http://{api}"), demo::ROUTES)
+        .map_err(|p| anyhow::anyhow!("{p}"))?;
     let running = server::start(&cfg).await.with_context(|| format!("can't bind Portcullis on {listen}"))?;
     let gw = running.addr;
     println!(
@@ -159,6 +160,7 @@ Compare the two:
   curl -i http://{gw}/api/crash           # generic JSON error with a request id, helmet headers
   curl -i http://{gw}/api/hello
   curl -i 'http://{gw}/api/%2e%2e/admin'   # 400: encoded dot segments are refused
+  curl -i http://{gw}/admin                # 404: no route declares it (deny by default)
   curl -i -H 'Transfer-Encoding: chunked' -H 'Content-Length: 3' -d x http://{gw}/api/echo   # 400: ambiguous framing
   head -c 2000000 /dev/zero | curl -i -H 'Transfer-Encoding: chunked' --data-binary @- http://{gw}/api/echo   # 413
   curl -s -H 'X-Forwarded-For: 6.6.6.6' http://{gw}/api/headers   # the spoofed address is overwritten

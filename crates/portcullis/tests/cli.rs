@@ -33,7 +33,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
 #[test]
 fn check_valid_prints_effective_policy() {
     let (_d, path) = write_config(
-        "[upstream]\nurl = \"http://127.0.0.1:3000\"\nheaders = { \"X-Api-Key\" = \"${PC_TEST_KEY}\" }\n[headers]\nx_frame_options = \"DENY\"\n",
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\nheaders = { \"X-Api-Key\" = \"${PC_TEST_KEY}\" }\n[headers]\nx_frame_options = \"DENY\"\n[[route]]\npath = \"/**\"\npublic = true\n",
     );
     let out = run(&["check", "--config", path.to_str().unwrap()], &[("PC_TEST_KEY", "super-secret-123")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -62,6 +62,11 @@ referrer_policy = "sometimes"
 
 [limits]
 body = "100 elephants"
+
+[[route]]
+path = "/admin/**"
+methods = ["get"]
+allow = { owner = "id" }
 "#,
     );
     let out = run(&["check", "--config", path.to_str().unwrap()], &[]);
@@ -73,10 +78,13 @@ body = "100 elephants"
         "upstream.headers.X-Api-Key: secrets can't be written in the file",
         "headers.referrer_policy: expected a comma-separated list",
         "limits.body: ",
+        "route[0].methods[0]: expected an upper-case method name",
+        "route[0].allow.owner: names no {id} parameter of the path pattern",
+        "route[0]: a protected route (no `public = true`) needs [auth.jwt]",
     ] {
         assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
     }
-    assert!(stderr.contains("5 problem(s)"), "{stderr}");
+    assert!(stderr.contains("8 problem(s)"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "a secret was echoed:\n{stderr}");
     assert!(!stderr.contains("panicked"));
 }
@@ -99,7 +107,7 @@ fn check_reports_a_missing_file_and_syntax_errors() {
 #[test]
 fn c32_serve_refuses_missing_secret_with_64_naming_the_key_only() {
     let (_d, path) = write_config(
-        "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\nheaders = { \"X-Api-Key\" = \"${PC_TEST_MISSING_SECRET}\", \"X-Other\" = \"${PC_TEST_SET_SECRET}\" }\n",
+        "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\nheaders = { \"X-Api-Key\" = \"${PC_TEST_MISSING_SECRET}\", \"X-Other\" = \"${PC_TEST_SET_SECRET}\" }\n[[route]]\npath = \"/**\"\npublic = true\n",
     );
     let out =
         run(&["serve", "--config", path.to_str().unwrap()], &[("PC_TEST_SET_SECRET", "visible-if-leaked")]);
@@ -126,7 +134,7 @@ async fn http(addr: SocketAddr, raw: String) -> String {
 async fn c30_serve_logs_one_redacted_json_line_per_request_and_drains_on_sigterm() {
     let api = portcullis_gateway::demo::start_naive_api("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (_d, path) = write_config(&format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{api}\"\nheaders = {{ \"X-Api-Key\" = \"${{PC_TEST_UPSTREAM_KEY}}\" }}\n"
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{api}\"\nheaders = {{ \"X-Api-Key\" = \"${{PC_TEST_UPSTREAM_KEY}}\" }}\n[[route]]\npath = \"/**\"\npublic = true\n"
     ));
     let (mut child, addr, mut captured, mut lines) =
         common::serve(&path, &[("PC_TEST_UPSTREAM_KEY", "upstream-key-s3cret"), ("RUST_LOG", "debug")]).await;

@@ -32,7 +32,8 @@ async fn c12_two_processes_share_one_limit() {
         format!(
             "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{api}\"\n\
              [state]\nredis = \"{}\"\n[rate_limit_options]\non_store_error = \"fail_closed\"\n\
-             [[rate_limit]]\nname = \"api\"\nroutes = [\"/api/**\"]\nkey = \"global\"\nlimit = 25\nwindow = \"1h\"\n",
+             [[rate_limit]]\nname = \"api\"\nroutes = [\"/api/**\"]\nkey = \"global\"\nlimit = 25\nwindow = \"1h\"\n\
+             [[route]]\npath = \"/**\"\npublic = true\n",
             redis.url()
         ),
     )

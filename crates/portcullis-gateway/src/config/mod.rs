@@ -4,6 +4,7 @@
 //!    problem collected with its place in the file ([`Problems`]);
 //! 3. [`crate::stack`]: built into the layers of `portcullis-layers`.
 
+mod auth;
 mod cors;
 mod ratelimit;
 mod raw;
@@ -23,6 +24,7 @@ use ipnet::IpNet;
 use portcullis_layers::headers::SecurityHeaders;
 use portcullis_layers::path::PathPolicy;
 
+pub use auth::{AuthConfig, JwtConfig, RoutesConfig};
 pub use cors::CorsConfig;
 pub use ratelimit::{RateLimitConfig, RedisConfig, StateConfig, StoreKind};
 pub use secret::Secret;
@@ -88,6 +90,10 @@ pub struct Config {
     pub state: StateConfig,
     /// `[rate_limit_options]` and `[[rate_limit]]`.
     pub rate_limit: RateLimitConfig,
+    /// `[routes]` and `[[route]]`.
+    pub routes: RoutesConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
 }
 
 /// `[server]`.
@@ -202,10 +208,11 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
 }
 
 impl Config {
-    /// A configuration with every default, proxying to `upstream`.
-    pub fn with_upstream(listen: SocketAddr, upstream: &str) -> Result<Config, Problems> {
+    /// A configuration with every default, proxying to `upstream`, with
+    /// these `[[route]]` tables (TOML text).
+    pub fn with_upstream(listen: SocketAddr, upstream: &str, routes: &str) -> Result<Config, Problems> {
         let text = format!(
-            "[server]\nlisten = \"{listen}\"\n[admin]\nenabled = false\n[upstream]\nurl = \"{upstream}\"\n"
+            "[server]\nlisten = \"{listen}\"\n[admin]\nenabled = false\n[upstream]\nurl = \"{upstream}\"\n{routes}"
         );
         from_str(&text, Path::new("."), &|_| None)
     }

@@ -181,3 +181,78 @@ pub(crate) struct RawRateLimit {
     pub(crate) limit: Option<u64>,
     pub(crate) window: Option<String>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawRoutes {
+    pub(crate) unmatched: Option<String>,
+    pub(crate) case_sensitive: Option<bool>,
+    pub(crate) strict_trailing_slash: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawRoute {
+    pub(crate) path: Option<String>,
+    pub(crate) methods: Option<Vec<String>>,
+    pub(crate) public: Option<bool>,
+    pub(crate) allow: Option<RawAllow>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAllow {
+    pub(crate) roles: Option<Vec<String>>,
+    pub(crate) owner: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAuth {
+    pub(crate) jwt: Option<RawJwt>,
+    pub(crate) identity_headers: Option<BTreeMap<String, String>>,
+    pub(crate) forward_token: Option<bool>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawJwt {
+    pub(crate) issuer: Option<OneOrMany>,
+    pub(crate) audience: Option<OneOrMany>,
+    pub(crate) jwks_url: Option<String>,
+    pub(crate) keys: Option<Vec<RawJwtKey>>,
+    pub(crate) algorithms: Option<Vec<String>>,
+    pub(crate) leeway: Option<String>,
+    pub(crate) subject_claim: Option<String>,
+    pub(crate) roles_claim: Option<String>,
+    pub(crate) jwks_refresh: Option<String>,
+    pub(crate) jwks_min_interval: Option<String>,
+    pub(crate) jwks_timeout: Option<String>,
+    pub(crate) cache_size: Option<u64>,
+    pub(crate) max_token_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawJwtKey {
+    pub(crate) file: Option<String>,
+    pub(crate) alg: Option<String>,
+    pub(crate) kid: Option<String>,
+}

@@ -121,6 +121,7 @@ pub(super) fn render(c: &Config) -> String {
     for line in super::ratelimit::summary(&c.rate_limit) {
         let _ = writeln!(o, "  {line}");
     }
+    render_routes(c, &mut o);
     let _ = writeln!(o, "[errors]");
     let _ = writeln!(
         o,
@@ -129,4 +130,83 @@ pub(super) fn render(c: &Config) -> String {
         c.errors.log_body_bytes
     );
     o
+}
+
+fn render_routes(c: &Config, o: &mut String) {
+    use portcullis_layers::route::{Access, Unmatched};
+    let r = &c.routes;
+    let _ = writeln!(o, "[routes] first match wins, on the canonical path");
+    let _ = writeln!(
+        o,
+        "  matching          {}, {}",
+        if r.matching.case_sensitive { "case-sensitive" } else { "case-insensitive (Express)" },
+        if r.matching.strict_trailing_slash {
+            "trailing slash significant"
+        } else {
+            "trailing slash ignored"
+        }
+    );
+    for (i, route) in r.table.routes().iter().enumerate() {
+        let methods = route.methods.as_ref().map_or_else(
+            || "*".to_owned(),
+            |m| m.iter().map(http::Method::as_str).collect::<Vec<_>>().join(","),
+        );
+        let access = match &route.access {
+            Access::Public => "public".to_owned(),
+            Access::Protected(a) if a.roles.is_empty() && a.owner.is_none() => "any valid token".to_owned(),
+            Access::Protected(a) => {
+                let mut parts = Vec::new();
+                if !a.roles.is_empty() {
+                    parts.push(format!("role {}", a.roles.join(" | ")));
+                }
+                if let Some(o) = &a.owner {
+                    parts.push(format!("subject == {{{o}}}"));
+                }
+                format!("token + ({})", parts.join(" OR "))
+            }
+        };
+        let _ = writeln!(o, "  route[{i}]          {methods} {} -> {access}", route.pattern.as_str());
+    }
+    let _ = writeln!(
+        o,
+        "  unmatched         {}",
+        match r.unmatched {
+            Unmatched::NotFound => "404 not_found (deny by default)",
+            Unmatched::InsecurePassThrough => "FORWARDED WITHOUT AUTHENTICATION (insecure_pass_through)",
+        }
+    );
+    let a = &c.auth;
+    let _ = writeln!(o, "[auth]");
+    match &a.jwt {
+        None => {
+            let _ = writeln!(o, "  jwt               not configured");
+        }
+        Some(j) => {
+            let algs: Vec<&str> =
+                j.policy.algorithms.iter().map(|a| portcullis_layers::auth::algorithm_name(*a)).collect();
+            let _ = writeln!(o, "  issuer            {}", j.policy.issuers.join(", "));
+            let _ = writeln!(o, "  audience          {}", j.policy.audiences.join(", "));
+            let _ = writeln!(o, "  algorithms        {} (pinned per key; never none/HMAC)", algs.join(", "));
+            let _ = writeln!(o, "  leeway            {}", show_duration(j.policy.leeway));
+            let _ = writeln!(o, "  static keys       {}", j.static_keys.keys().len());
+            if let Some(u) = &j.jwks_url {
+                let _ = writeln!(
+                    o,
+                    "  jwks              {u} (refresh {}, unknown kid re-fetch at most every {})",
+                    show_duration(j.jwks.refresh),
+                    show_duration(j.jwks.min_interval)
+                );
+            }
+            let _ = writeln!(
+                o,
+                "  claims            subject `{}`, roles `{}`",
+                j.policy.subject_claim, j.policy.roles_claim
+            );
+        }
+    }
+    let names: Vec<String> = a.identity_headers.names().iter().map(ToString::to_string).collect();
+    let _ =
+        writeln!(o, "  identity headers  {} (incoming copies stripped in every spelling)", names.join(", "));
+    let _ =
+        writeln!(o, "  bearer token      {}", if a.forward_token { "forwarded" } else { "not forwarded" });
 }

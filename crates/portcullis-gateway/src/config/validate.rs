@@ -27,8 +27,11 @@ const SECTIONS: &[&str] = &[
     "state",
     "rate_limit_options",
     "rate_limit",
+    "routes",
+    "route",
+    "auth",
 ];
-const PLANNED: &[&str] = &["route", "auth", "state", "openapi", "cookies", "csrf"];
+const PLANNED: &[&str] = &["openapi", "cookies", "csrf", "session"];
 
 /// Validates a configuration text. `base` resolves relative file paths;
 /// `env` looks up `${VAR}` secrets.
@@ -61,7 +64,10 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let cors: Option<RawCors> = doc.contains_key("cors").then(|| section("cors", &doc, &mut p));
     let state: RawState = section("state", &doc, &mut p);
     let rl_options: RawRateLimitOptions = section("rate_limit_options", &doc, &mut p);
-    let rl_rules = rate_limit_rules(&doc, &mut p);
+    let rl_rules = table_array("rate_limit", &doc, &mut p);
+    let routes_opts: RawRoutes = section("routes", &doc, &mut p);
+    let route_list: Vec<RawRoute> = table_array("route", &doc, &mut p);
+    let auth: RawAuth = section("auth", &doc, &mut p);
 
     let server = validate_server(server, base, &mut p);
     let admin = validate_admin(admin, &mut p);
@@ -76,6 +82,15 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let cors = super::cors::validate(cors, &mut p);
     let state = super::ratelimit::validate_state(state, env, &mut p);
     let rate_limit = super::ratelimit::validate(rl_options, rl_rules, &state, &mut p);
+    let jwt_configured = auth.jwt.is_some();
+    let auth = super::auth::validate_auth(auth, base, &mut p);
+    if route_list.is_empty() && routes_opts.unmatched.as_deref() != Some("insecure_pass_through") {
+        p.push(
+            "route",
+            "no [[route]] declared: Portcullis refuses requests that match no route (deny by default, C21), so this gateway would answer 404 to everything. Declare the API's routes (e.g. [[route]] path = \"/api/health\" public = true), or opt out with [routes] unmatched = \"insecure_pass_through\"",
+        );
+    }
+    let routes = super::auth::validate_routes(routes_opts, route_list, jwt_configured, &mut p);
 
     if let (Some(s), Some(a)) = (&server, admin)
         && a.port() != 0
@@ -83,7 +98,7 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     {
         p.push("admin.listen", "must differ from the server listeners");
     }
-    match (server, upstream, headers, limits, errors, cors, rate_limit) {
+    match (server, upstream, headers, limits, errors, cors, rate_limit, routes, auth) {
         (
             Some(server),
             Some(upstream),
@@ -92,25 +107,38 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
             Some(errors),
             Some(cors),
             Some(rate_limit),
-        ) if p.0.is_empty() => {
-            Ok(Config { server, admin, upstream, headers, limits, paths, errors, cors, state, rate_limit })
-        }
+            Some(routes),
+            Some(auth),
+        ) if p.0.is_empty() => Ok(Config {
+            server,
+            admin,
+            upstream,
+            headers,
+            limits,
+            paths,
+            errors,
+            cors,
+            state,
+            rate_limit,
+            routes,
+            auth,
+        }),
         _ => Err(p),
     }
 }
 
-/// `[[rate_limit]]`: an array of tables, each checked on its own.
-fn rate_limit_rules(doc: &toml::Table, p: &mut Problems) -> Vec<RawRateLimit> {
-    let Some(v) = doc.get("rate_limit") else { return Vec::new() };
+/// `[[name]]`: an array of tables, each checked on its own.
+fn table_array<T: DeserializeOwned + Default>(name: &str, doc: &toml::Table, p: &mut Problems) -> Vec<T> {
+    let Some(v) = doc.get(name) else { return Vec::new() };
     let Some(items) = v.as_array() else {
-        p.push("rate_limit", "expected [[rate_limit]] tables");
+        p.push(name, format!("expected [[{name}]] tables"));
         return Vec::new();
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let mut wrapper = toml::Table::new();
-        wrapper.insert(format!("rate_limit[{i}]"), item.clone());
-        out.push(section(&format!("rate_limit[{i}]"), &wrapper, p));
+        wrapper.insert(format!("{name}[{i}]"), item.clone());
+        out.push(section(&format!("{name}[{i}]"), &wrapper, p));
     }
     out
 }

@@ -184,12 +184,18 @@ pub async fn page_server() -> SocketAddr {
 
 /// A gateway in front of `upstream`, with extra TOML appended.
 pub async fn gateway(upstream: SocketAddr, extra: &str) -> Running {
+    // Tests about other controls get one public catch-all route; tests
+    // about routes declare their own.
+    let routes = if extra.contains("[[route]]") { "" } else { PUBLIC_CATCH_ALL };
     let text = format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n{extra}\n[upstream]\nurl = \"http://{upstream}\"\n"
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n{extra}\n[upstream]\nurl = \"http://{upstream}\"\n{routes}"
     );
     let cfg = config_from(&text);
     server::start(&cfg).await.unwrap()
 }
+
+/// A route admitting every request without authentication.
+pub const PUBLIC_CATCH_ALL: &str = "[[route]]\npath = \"/**\"\npublic = true\n";
 
 pub fn config_from(text: &str) -> Config {
     match config::from_str(text, std::path::Path::new("."), &|_| None) {

@@ -27,6 +27,19 @@ pub fn algorithm(name: &str) -> Option<Algorithm> {
     Some(alg)
 }
 
+/// The name of an algorithm in a JWT header.
+pub fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::EdDSA => "EdDSA",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::PS256 => "PS256",
+        Algorithm::HS256 => "HS256",
+        _ => "other",
+    }
+}
+
 /// A public key and the algorithms it may verify.
 #[derive(Clone)]
 pub struct VerifyKey {

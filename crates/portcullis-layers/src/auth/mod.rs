@@ -40,7 +40,7 @@ pub use cache::TokenCache;
 pub use identity::{ClaimSource, IdentityHeaders, encode as encode_header_value};
 pub use jwks::{Fetch, FetchFuture, Fetched, Jwks, JwksOptions, JwksStats};
 pub use jwt::{Identity, JwtPolicy, Parsed, TokenError, parse};
-pub use keys::{KeySet, SUPPORTED, VerifyKey, algorithm};
+pub use keys::{KeySet, SUPPORTED, VerifyKey, algorithm, algorithm_name};
 pub use layer::{AuthLayer, AuthService};
 
 pub use jsonwebtoken::Algorithm;

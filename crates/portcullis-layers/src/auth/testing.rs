@@ -107,18 +107,7 @@ fn rsa_components(der: &[u8]) -> (&[u8], &[u8]) {
     (&n[trim(n)..], &e[trim(e)..])
 }
 
-/// The name of an algorithm in a JWT header.
-pub fn alg_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::EdDSA => "EdDSA",
-        Algorithm::ES256 => "ES256",
-        Algorithm::ES384 => "ES384",
-        Algorithm::RS256 => "RS256",
-        Algorithm::PS256 => "PS256",
-        Algorithm::HS256 => "HS256",
-        _ => "other",
-    }
-}
+pub use super::keys::algorithm_name as alg_name;
 
 /// A JWK set document of these keys.
 pub fn jwks(keys: &[&TestKey]) -> Vec<u8> {

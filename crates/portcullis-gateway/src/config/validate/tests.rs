@@ -1,7 +1,16 @@
 use super::*;
 
+/// A route admitting everything, for tests about other sections.
+const CATCH_ALL: &str = "\n[[route]]\npath = \"/**\"\npublic = true\n";
+
+/// Validates `text`, adding a public catch-all route when it declares none.
 fn check(text: &str) -> Result<Config, Problems> {
-    from_str(text, Path::new("."), &|name| (name == "SET_VAR").then(|| "s3cr3t-value".to_owned()))
+    let text = if text.contains("[[route]]") || text.contains("unmatched") {
+        text.to_owned()
+    } else {
+        format!("{text}{CATCH_ALL}")
+    };
+    from_str(&text, Path::new("."), &|name| (name == "SET_VAR").then(|| "s3cr3t-value".to_owned()))
 }
 
 fn problems(text: &str) -> Vec<String> {
@@ -12,7 +21,19 @@ fn problems(text: &str) -> Vec<String> {
 }
 
 #[test]
-fn minimal_config_is_upstream_url_only() {
+fn c21_a_config_without_routes_is_refused_with_the_way_out() {
+    let p = from_str("[upstream]\nurl = \"http://127.0.0.1:3000\"\n", Path::new("."), &|_| None).unwrap_err();
+    assert_eq!(p.0.len(), 1, "{p}");
+    assert_eq!(p.0[0].at, "route");
+    assert!(p.0[0].message.contains("deny by default") && p.0[0].message.contains("insecure_pass_through"));
+    let open =
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\n[routes]\nunmatched = \"insecure_pass_through\"\n";
+    let c = from_str(open, Path::new("."), &|_| None).unwrap();
+    assert_eq!(c.routes.unmatched, portcullis_layers::route::Unmatched::InsecurePassThrough);
+}
+
+#[test]
+fn minimal_config_is_upstream_url_and_routes() {
     let c = check("[upstream]\nurl = \"http://127.0.0.1:3000\"\n").unwrap();
     assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
     assert_eq!(c.admin.unwrap().to_string(), "127.0.0.1:9901");
@@ -191,6 +212,11 @@ fn docs_cover_every_key() {
         ("state", fields::<RawState>()),
         ("rate_limit_options", fields::<RawRateLimitOptions>()),
         ("rate_limit", fields::<RawRateLimit>()),
+        ("routes", fields::<RawRoutes>()),
+        ("route", fields::<RawRoute>()),
+        ("route.allow", fields::<RawAllow>()),
+        ("auth", fields::<RawAuth>()),
+        ("auth.jwt", fields::<RawJwt>()),
     ];
     let mut total = 0;
     for (section, keys) in sections {
@@ -338,6 +364,9 @@ window = "15m"
 key = "header:X-Api-Key"
 limit = 1000
 window = "1h"
+[[route]]
+path = "/**"
+public = true
 "#,
         Path::new("."),
         &|n| (n == "REDIS_URL").then(|| "redis://:pw@127.0.0.1:6379".to_owned()),
