@@ -38,6 +38,7 @@ use http::{Method, Request, Response};
 use tower::{Layer, Service};
 
 use crate::future::OrReject;
+use crate::path::hex_val;
 use crate::pattern::{MatchOptions, PathPattern};
 use crate::rejection::{RejectionKind, reject};
 
@@ -115,7 +116,7 @@ impl Route {
         let methods = match (&self.methods, &later.methods) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(a), Some(b)) => b.iter().all(|m| self.allows(m) || a.contains(m)),
+            (Some(_), Some(b)) => b.iter().all(|m| self.allows(m)),
         };
         methods && self.pattern.covers(&later.pattern, opts)
     }
@@ -222,8 +223,7 @@ fn decode(seg: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            out.push(hex_val(b[i + 1])? << 4 | hex_val(b[i + 2])?);
             i += 3;
         } else {
             out.push(b[i]);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use portcullis_layers::auth::{
     Algorithm, ClaimSource, IdentityHeaders, JwksOptions, JwtPolicy, KeySet, SUPPORTED, algorithm,
+    same_spelling,
 };
 use portcullis_layers::pattern::{MatchOptions, PathPattern};
 use portcullis_layers::route::{Access, Authz, Route, RouteTable, Unmatched};
@@ -203,14 +204,12 @@ pub(crate) fn validate_auth(raw: RawAuth, base: &Path, p: &mut Problems) -> Opti
                     p.push(at, "not a valid header name");
                     continue;
                 };
-                let folded = hn.as_str().replace('_', "-");
-                if portcullis_layers::forwarded::HOP_BY_HOP.contains(&folded.as_str())
-                    || portcullis_layers::forwarded::PROTECTED.contains(&folded.as_str())
-                    || matches!(
-                        folded.as_str(),
-                        "authorization" | "cookie" | "content-length" | "content-type"
-                    )
-                {
+                let managed = portcullis_layers::forwarded::HOP_BY_HOP
+                    .iter()
+                    .chain(portcullis_layers::forwarded::PROTECTED)
+                    .chain(&["authorization", "cookie", "content-length", "content-type"])
+                    .any(|m| same_spelling(hn.as_str(), m));
+                if managed {
                     p.push(
                         at,
                         "this header is managed by Portcullis or carries the request; pick another name",

@@ -34,20 +34,25 @@ impl TokenCache {
         self.shards[usize::from(h[0]) % SHARDS].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The cache key of a token: computed once per verification, for both
+    /// [`TokenCache::get`] and [`TokenCache::insert`].
+    pub fn key(token: &str) -> [u8; 32] {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
     /// A cached identity, if the token was verified against `generation` and
     /// is not past `exp + leeway` at `now_s`.
-    pub fn get(&self, token: &str, generation: u64, now_s: u64, leeway_s: u64) -> Option<Arc<Identity>> {
+    pub fn get(&self, h: &[u8; 32], generation: u64, now_s: u64, leeway_s: u64) -> Option<Arc<Identity>> {
         if self.per_shard == 0 {
             return None;
         }
-        let h: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let mut shard = self.shard(&h);
-        match shard.get(&h) {
+        let mut shard = self.shard(h);
+        match shard.get(h) {
             Some((id, g)) if *g == generation && now_s <= id.expires.saturating_add(leeway_s) => {
                 Some(id.clone())
             }
             Some(_) => {
-                shard.remove(&h);
+                shard.remove(h);
                 None
             }
             None => None,
@@ -57,11 +62,10 @@ impl TokenCache {
     /// Remembers a verified token. A full shard first drops expired entries,
     /// then, if still full, everything: memory stays bounded under a flood
     /// of distinct valid tokens, at the cost of re-verifying.
-    pub fn insert(&self, token: &str, id: Arc<Identity>, generation: u64, now_s: u64) {
+    pub fn insert(&self, h: [u8; 32], id: Arc<Identity>, generation: u64, now_s: u64) {
         if self.per_shard == 0 {
             return;
         }
-        let h: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut shard = self.shard(&h);
         if shard.len() >= self.per_shard {
             shard.retain(|_, (i, g)| *g == generation && i.expires >= now_s);

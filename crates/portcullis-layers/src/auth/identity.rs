@@ -46,9 +46,11 @@ impl Default for IdentityHeaders {
     }
 }
 
-/// The spelling-independent form of a header name.
-fn fold(name: &str) -> String {
-    name.bytes().map(|b| if b == b'_' { '-' } else { char::from(b.to_ascii_lowercase()) }).collect()
+/// Whether two header names are one name to CGI-style readers: equal after
+/// lower-casing and reading `_` as `-`. Allocation-free (runs per request).
+pub fn same_spelling(a: &str, b: &str) -> bool {
+    let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
 impl IdentityHeaders {
@@ -64,9 +66,11 @@ impl IdentityHeaders {
 
     /// Removes every incoming spelling of every identity header.
     pub fn strip(&self, headers: &mut HeaderMap) {
-        let folded: Vec<String> = self.entries.iter().map(|(n, _)| fold(n.as_str())).collect();
-        let doomed: Vec<HeaderName> =
-            headers.keys().filter(|k| folded.contains(&fold(k.as_str()))).cloned().collect();
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| self.entries.iter().any(|(n, _)| same_spelling(k.as_str(), n.as_str())))
+            .cloned()
+            .collect();
         for name in doomed {
             headers.remove(&name);
         }

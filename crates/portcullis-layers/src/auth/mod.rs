@@ -37,7 +37,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use http::HeaderMap;
 
 pub use cache::TokenCache;
-pub use identity::{ClaimSource, IdentityHeaders, encode as encode_header_value};
+pub use identity::{ClaimSource, IdentityHeaders, encode as encode_header_value, same_spelling};
 pub use jwks::{Fetch, FetchFuture, Fetched, Jwks, JwksOptions, JwksStats};
 pub use jwt::{Identity, JwtPolicy, Parsed, TokenError, parse};
 pub use keys::{KeySet, SUPPORTED, VerifyKey, algorithm, algorithm_name};
@@ -166,7 +166,8 @@ impl Verifier {
         let now_s = self.clock.now_us() / 1_000_000;
         let leeway = self.policy.leeway.as_secs();
         let generation = self.generation();
-        if let Some(id) = self.cache.get(token, generation, now_s, leeway) {
+        let key = TokenCache::key(token);
+        if let Some(id) = self.cache.get(&key, generation, now_s, leeway) {
             return Ok(id);
         }
         let parsed = parse(token, &self.policy)?;
@@ -178,7 +179,7 @@ impl Verifier {
         }
         checked?;
         let id = Arc::new(parsed.claims(&self.policy, now_s)?);
-        self.cache.insert(token, id.clone(), self.generation(), now_s);
+        self.cache.insert(key, id.clone(), self.generation(), now_s);
         Ok(id)
     }
 }

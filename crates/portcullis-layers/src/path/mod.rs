@@ -114,7 +114,8 @@ fn is_allowed_literal(b: u8) -> bool {
         )
 }
 
-fn hex_val(b: u8) -> Option<u8> {
+/// The value of one hex digit.
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
