@@ -30,12 +30,30 @@ pub struct JsonLimits {
     pub max_entries: usize,
     /// Maximum length in bytes of one string (keys included), after unescaping.
     pub max_string_len: usize,
+    /// Refuse the keys `__proto__`, `constructor` and `prototype` at any
+    /// depth (C18), compared after unescaping (`"\u005f_proto__"` is
+    /// `__proto__`).
+    pub forbid_prototype_keys: bool,
 }
 
 impl Default for JsonLimits {
     fn default() -> Self {
-        JsonLimits { max_depth: 32, max_entries: 10_000, max_string_len: 64 * 1024 }
+        JsonLimits {
+            max_depth: 32,
+            max_entries: 10_000,
+            max_string_len: 64 * 1024,
+            forbid_prototype_keys: true,
+        }
     }
+}
+
+/// The keys that reach `Object.prototype` in JavaScript when an upstream
+/// merges or assigns request data (C18).
+pub const PROTOTYPE_KEYS: [&str; 3] = ["__proto__", "constructor", "prototype"];
+
+/// Whether a decoded key is one of [`PROTOTYPE_KEYS`].
+pub fn is_prototype_key(key: &str) -> bool {
+    PROTOTYPE_KEYS.contains(&key)
 }
 
 /// Why a document was refused. Paths are JSON pointers to the offending
@@ -54,6 +72,8 @@ pub enum JsonError {
     TooManyEntries,
     /// A string longer than [`JsonLimits::max_string_len`].
     StringTooLong(String),
+    /// A key of [`PROTOTYPE_KEYS`] (C18); the path ends with it.
+    PrototypeKey(String),
 }
 
 impl fmt::Display for JsonError {
@@ -64,11 +84,25 @@ impl fmt::Display for JsonError {
             JsonError::TooDeep(p) => write!(f, "nested too deeply at {p}"),
             JsonError::TooManyEntries => f.write_str("too many entries"),
             JsonError::StringTooLong(p) => write!(f, "string too long at {p}"),
+            JsonError::PrototypeKey(p) => write!(f, "forbidden key at {p}"),
         }
     }
 }
 
 impl std::error::Error for JsonError {}
+
+impl JsonError {
+    /// The JSON pointer of the offending place, when there is one.
+    pub fn pointer(&self) -> Option<&str> {
+        match self {
+            JsonError::DuplicateKey(p)
+            | JsonError::TooDeep(p)
+            | JsonError::StringTooLong(p)
+            | JsonError::PrototypeKey(p) => Some(p),
+            JsonError::Syntax | JsonError::TooManyEntries => None,
+        }
+    }
+}
 
 struct State<'l> {
     limits: &'l JsonLimits,
@@ -196,6 +230,9 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
         while let Some(key) = map.next_key::<String>()? {
             st.string(&key, Some(&key))?;
             st.entry()?;
+            if st.limits.forbid_prototype_keys && is_prototype_key(&key) {
+                return Err(st.fail(JsonError::PrototypeKey(st.pointer(Some(&key)))));
+            }
             if out.contains_key(&key) {
                 return Err(st.fail(JsonError::DuplicateKey(st.pointer(Some(&key)))));
             }
@@ -224,7 +261,15 @@ mod tests {
             (r#"{"a":1,"a":2}"#, JsonError::DuplicateKey("/a".into())),
             (r#"{"x":{"b":1,"b":1}}"#, JsonError::DuplicateKey("/x/b".into())),
             // The escaped spelling is the same key after decoding.
-            (r#"{"__proto__":1,"\u005f_proto__":2}"#, JsonError::DuplicateKey("/__proto__".into())),
+            (r#"{"a":1,"\u0061":2}"#, JsonError::DuplicateKey("/a".into())),
+            // C18: prototype keys at any depth, in any escaped spelling.
+            (r#"{"__proto__":{"polluted":true}}"#, JsonError::PrototypeKey("/__proto__".into())),
+            (r#"{"\u005f_proto__":{"x":1}}"#, JsonError::PrototypeKey("/__proto__".into())),
+            (
+                r#"{"a":[{"constructor":{"prototype":{"x":1}}}]}"#,
+                JsonError::PrototypeKey("/a/0/constructor".into()),
+            ),
+            (r#"{"x":{"prototyp\u0065":1}}"#, JsonError::PrototypeKey("/x/prototype".into())),
             (r#"[{"a/b":{"c":1,"c":2}}]"#, JsonError::DuplicateKey("/0/a~1b/c".into())),
             (r#""\ud800""#, JsonError::Syntax),
             (r#"{"a":1} {"#, JsonError::Syntax),
@@ -241,12 +286,21 @@ mod tests {
 
     #[test]
     fn limits_are_enforced() {
-        let l = JsonLimits { max_depth: 3, max_entries: 4, max_string_len: 5 };
+        let l = JsonLimits { max_depth: 3, max_entries: 4, max_string_len: 5, forbid_prototype_keys: true };
         assert!(parse_strict(br#"[[["x"]]]"#, &l).is_ok());
         assert_eq!(err(r#"[[[[1]]]]"#, &l), JsonError::TooDeep("/0/0/0".into()));
         assert_eq!(err(r#"[1,2,3,4,5]"#, &l), JsonError::TooManyEntries);
         assert_eq!(err(r#"{"k":"123456"}"#, &l), JsonError::StringTooLong("/k".into()));
         assert_eq!(err(r#"{"123456":1}"#, &l), JsonError::StringTooLong("/123456".into()));
+    }
+
+    #[test]
+    fn c18_prototype_keys_are_values_elsewhere() {
+        let l = JsonLimits::default();
+        // As values and as parts of longer keys they are harmless.
+        assert!(parse_strict(br#"{"k":"__proto__","constructors":1,"x__proto__":2}"#, &l).is_ok());
+        let off = JsonLimits { forbid_prototype_keys: false, ..l };
+        assert!(parse_strict(br#"{"constructor":"Williams"}"#, &off).is_ok());
     }
 
     proptest! {

@@ -39,6 +39,8 @@ pub mod framing;
 pub mod future;
 #[cfg(feature = "headers")]
 pub mod headers;
+#[cfg(feature = "input")]
+pub mod input;
 pub mod json;
 #[cfg(feature = "limit")]
 pub mod limit;

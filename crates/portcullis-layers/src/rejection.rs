@@ -37,6 +37,18 @@ pub enum RejectionKind {
     Forbidden,
     /// A CORS preflight for an origin, method or header the policy refuses (C8).
     CorsForbidden,
+    /// Input that can't be read: malformed JSON, bad percent-encoding or
+    /// UTF-8, duplicate keys, nesting, size or count limits (C17 C19).
+    MalformedInput,
+    /// Input that doesn't satisfy the route's schema or the query-shape
+    /// rules: wrong type, unknown field, repeated parameter (C16 C17).
+    InvalidInput,
+    /// A `__proto__`, `constructor` or `prototype` key (C18).
+    PrototypePollution,
+    /// A Content-Type or Content-Encoding the route doesn't accept (C19).
+    UnsupportedMediaType,
+    /// A SQL injection or XSS payload, with detection in block mode (C20).
+    InjectionDetected,
     /// A rate limit was exceeded (C11).
     RateLimited,
     /// The upstream did not answer in time (C14).
@@ -65,6 +77,11 @@ impl RejectionKind {
         RejectionKind::InvalidToken,
         RejectionKind::Forbidden,
         RejectionKind::CorsForbidden,
+        RejectionKind::MalformedInput,
+        RejectionKind::InvalidInput,
+        RejectionKind::PrototypePollution,
+        RejectionKind::UnsupportedMediaType,
+        RejectionKind::InjectionDetected,
         RejectionKind::RateLimited,
         RejectionKind::UpstreamTimeout,
         RejectionKind::UpstreamUnavailable,
@@ -92,6 +109,13 @@ impl RejectionKind {
             InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized"),
             Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             CorsForbidden => (StatusCode::FORBIDDEN, "cors_forbidden", "Forbidden"),
+            MalformedInput => (StatusCode::BAD_REQUEST, "malformed_input", "Bad Request"),
+            InvalidInput => (StatusCode::BAD_REQUEST, "invalid_input", "Bad Request"),
+            PrototypePollution => (StatusCode::BAD_REQUEST, "prototype_pollution", "Bad Request"),
+            UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported Media Type")
+            }
+            InjectionDetected => (StatusCode::BAD_REQUEST, "injection_detected", "Bad Request"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too Many Requests"),
             UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "Gateway Timeout"),
             UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "upstream_unavailable", "Bad Gateway"),
@@ -150,22 +174,49 @@ impl Rejection {
 
     /// Renders the JSON body `{"error", "code", "request_id"}`.
     pub fn body_json(&self, request_id: Option<&RequestId>) -> String {
+        self.body_json_with(request_id, &[])
+    }
+
+    /// Renders the JSON body, with an `errors` list when `violations` is
+    /// not empty (C19): `[{"path": "/body/email", "reason": "format"}]`.
+    pub fn body_json_with(&self, request_id: Option<&RequestId>, violations: &[Violation]) -> String {
         let id = request_id.map(RequestId::as_str).unwrap_or("");
-        // Every part is either a fixed table string or a validated request id;
-        // serde_json's string escaping is belt and braces. Field order is
-        // fixed: error, code, request_id.
+        // Every part is either a fixed table string, a validated request id
+        // or a sanitised location; serde_json's string escaping is belt and
+        // braces. Field order is fixed: error, code, request_id, errors.
         let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
-        format!(
-            "{{\"error\":{},\"code\":{},\"request_id\":{}}}",
+        let mut out = format!(
+            "{{\"error\":{},\"code\":{},\"request_id\":{}",
             q(self.message()),
             q(self.kind.code()),
             q(id)
-        )
+        );
+        if !violations.is_empty() {
+            out.push_str(",\"errors\":[");
+            for (i, v) in violations.iter().take(MAX_VIOLATIONS).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&format!("{{\"path\":{},\"reason\":{}}}", q(&v.path), q(v.reason)));
+            }
+            out.push(']');
+        }
+        out.push('}');
+        out
     }
 
     /// Builds the response for this rejection.
     pub fn into_response<B: From<Bytes>>(self, request_id: Option<&RequestId>) -> Response<B> {
-        let body = self.body_json(request_id);
+        self.into_response_with(request_id, &[])
+    }
+
+    /// Builds the response for this rejection with a list of violations.
+    pub fn into_response_with<B: From<Bytes>>(
+        self,
+        request_id: Option<&RequestId>,
+        violations: &[Violation],
+    ) -> Response<B> {
+        let body = self.body_json_with(request_id, violations);
         let mut res = Response::new(B::from(Bytes::from(body)));
         *res.status_mut() = self.status;
         let headers = res.headers_mut();
@@ -180,6 +231,48 @@ impl Rejection {
         res.extensions_mut().insert(self);
         res
     }
+}
+
+/// At most this many violations are listed in one error body.
+pub const MAX_VIOLATIONS: usize = 20;
+
+/// One reason an input was refused: where (a JSON pointer into the request,
+/// rooted at `/body`, `/query`, `/params` or `/headers`) and which rule.
+///
+/// The location names fields, never values. Segments that are not short
+/// identifiers (`[A-Za-z0-9_.$@-]{1,64}`), and so could carry an attacker's
+/// text rather than a field name, are replaced by `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The sanitised JSON pointer, e.g. `/body/address/zip`.
+    pub path: String,
+    /// The rule, a fixed string such as `type`, `required`, `unknown_field`.
+    pub reason: &'static str,
+}
+
+impl Violation {
+    /// A violation at `root` (e.g. `/body`) plus a JSON pointer below it.
+    pub fn new(root: &str, pointer: &str, reason: &'static str) -> Violation {
+        let mut path = String::with_capacity(root.len() + pointer.len());
+        path.push_str(root);
+        for seg in pointer.split('/').skip(1) {
+            path.push('/');
+            path.push_str(if safe_segment(seg) { seg } else { "*" });
+        }
+        Violation { path, reason }
+    }
+
+    /// A violation at `root` plus one field name (not yet pointer-escaped).
+    pub fn field(root: &str, name: &str, reason: &'static str) -> Violation {
+        let seg = if safe_segment(name) { name } else { "*" };
+        Violation { path: format!("{root}/{seg}"), reason }
+    }
+}
+
+fn safe_segment(seg: &str) -> bool {
+    !seg.is_empty()
+        && seg.len() <= 64
+        && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'$' | b'@' | b'-'))
 }
 
 /// Builds the rejection response for a request, reading its request id.
@@ -227,6 +320,28 @@ mod tests {
             let upstream = format!("| 5xx/4xx | `{code}` |");
             assert!(docs.contains(&row) || docs.contains(&upstream), "docs/errors.md lacks the row {row}");
         }
+    }
+
+    #[test]
+    fn c19_violations_name_fields_never_values() {
+        let v = [
+            Violation::new("/body", "/address/zip", "type"),
+            Violation::new("/body", "/<script>alert(1)<~1script>/x", "unknown_field"),
+            Violation::field("/query", "a b", "repeated_parameter"),
+            Violation::new("/body", "", "malformed_json"),
+        ];
+        let r = Rejection::new(RejectionKind::InvalidInput);
+        let body: serde_json::Value = serde_json::from_str(&r.body_json_with(None, &v)).unwrap();
+        assert_eq!(body["code"], "invalid_input");
+        assert_eq!(body["errors"][0]["path"], "/body/address/zip");
+        assert_eq!(body["errors"][1]["path"], "/body/*/x");
+        assert_eq!(body["errors"][2]["path"], "/query/*");
+        assert_eq!(body["errors"][3]["path"], "/body");
+        assert_eq!(body["errors"][3]["reason"], "malformed_json");
+        let many: Vec<Violation> =
+            (0..50).map(|i| Violation::field("/query", &format!("p{i}"), "type")).collect();
+        let body: serde_json::Value = serde_json::from_str(&r.body_json_with(None, &many)).unwrap();
+        assert_eq!(body["errors"].as_array().unwrap().len(), MAX_VIOLATIONS);
     }
 
     #[test]

@@ -150,6 +150,12 @@ impl MatchedRoute {
         self.route.as_ref().map_or(&PUBLIC, |r| &r.access)
     }
 
+    /// Every path parameter in pattern order: name and decoded value (`None`
+    /// when not valid UTF-8).
+    pub fn params(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.params.iter().map(|(n, v)| (n.as_str(), v.as_deref()))
+    }
+
     /// A path parameter, percent-decoded as Express decodes it; `None` when
     /// absent or not valid UTF-8.
     pub fn param(&self, name: &str) -> Option<&str> {

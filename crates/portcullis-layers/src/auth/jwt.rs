@@ -149,8 +149,10 @@ pub struct Parsed<'t> {
     payload: Vec<u8>,
 }
 
-const HEADER_LIMITS: JsonLimits = JsonLimits { max_depth: 4, max_entries: 64, max_string_len: 4096 };
-const CLAIMS_LIMITS: JsonLimits = JsonLimits { max_depth: 8, max_entries: 512, max_string_len: 4096 };
+const HEADER_LIMITS: JsonLimits =
+    JsonLimits { max_depth: 4, max_entries: 64, max_string_len: 4096, forbid_prototype_keys: true };
+const CLAIMS_LIMITS: JsonLimits =
+    JsonLimits { max_depth: 8, max_entries: 512, max_string_len: 4096, forbid_prototype_keys: true };
 
 fn b64(part: &str) -> Result<Vec<u8>, TokenError> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed)

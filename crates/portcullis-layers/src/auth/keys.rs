@@ -108,7 +108,12 @@ impl KeySet {
     /// doesn't fit the key type, RSA under 2048 bits) are skipped; the
     /// reasons come back for the log.
     pub fn from_jwks(json: &[u8], allowed: &[Algorithm]) -> Result<(KeySet, Vec<String>), String> {
-        let limits = JsonLimits { max_depth: 6, max_entries: 2_000, max_string_len: 16 * 1024 };
+        let limits = JsonLimits {
+            max_depth: 6,
+            max_entries: 2_000,
+            max_string_len: 16 * 1024,
+            forbid_prototype_keys: true,
+        };
         let doc = parse_strict(json, &limits).map_err(|e| format!("not a JWK set: {e}"))?;
         let list = match doc.get("keys") {
             Some(Value::Array(a)) => a.clone(),

@@ -1,0 +1,360 @@
+//! A small detector of SQL injection and XSS payloads (C20).
+//!
+//! It is a second line of defence, not a substitute for parameterised
+//! queries and output encoding in the upstream. It looks for the
+//! *structure* of an attack, not for words: a quote that closes a string
+//! and continues with SQL (`' OR '1'='1`, `'; DROP`, `' --`), `UNION
+//! SELECT`, stacked statements, time-based probes (`SLEEP(`, `WAITFOR
+//! DELAY`), catalog reads (`information_schema`); for XSS a tag that runs
+//! script (`<script`, `<iframe`, `<svg onload=`), an event-handler
+//! attribute inside a tag, or a `javascript:` URL (also with whitespace or
+//! control characters inside the scheme).
+//!
+//! False positives: prose with quotes ("O'Brien", "it's") and SQL words
+//! ("select a plan from the list") passes, but a field that legitimately
+//! holds SQL or HTML (a CMS body, a query builder) will be flagged. Run
+//! `mode = "report"` first and read the counts before `block`.
+
+/// What was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectionClass {
+    /// A SQL injection payload.
+    Sql,
+    /// A cross-site scripting payload.
+    Xss,
+}
+
+impl InjectionClass {
+    /// The reason string used in violations and logs.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            InjectionClass::Sql => super::reason::SQL_INJECTION,
+            InjectionClass::Xss => super::reason::XSS,
+        }
+    }
+}
+
+/// Scans one value; `None` when it looks benign.
+pub fn detect(value: &str) -> Option<InjectionClass> {
+    // Cheap exits: without these bytes neither class can match.
+    let b = value.as_bytes();
+    let sql_chars = b.iter().any(|c| matches!(c, b'\'' | b'"' | b';' | b'(' | b'-' | b'#' | b'/' | b'='))
+        || b.windows(5).any(|w| w.eq_ignore_ascii_case(b"union"));
+    let xss_chars = b.iter().any(|c| matches!(c, b'<' | b':' | b'='));
+    if !sql_chars && !xss_chars {
+        return None;
+    }
+    let norm = normalise(value);
+    if xss_chars && xss(&norm) {
+        return Some(InjectionClass::Xss);
+    }
+    if sql(&norm) {
+        return Some(InjectionClass::Sql);
+    }
+    None
+}
+
+/// Lower-cases, turns SQL comments `/* ... */` and runs of whitespace into
+/// one space, and drops ASCII control characters (`java\tscript:`).
+fn normalise(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    let mut space = false;
+    while let Some(c) = chars.next() {
+        let c = c.to_ascii_lowercase();
+        if c == '/' && chars.peek() == Some(&'*') {
+            chars.next();
+            let mut prev = '\0';
+            for d in chars.by_ref() {
+                if prev == '*' && d == '/' {
+                    break;
+                }
+                prev = d;
+            }
+            if !space {
+                out.push(' ');
+                space = true;
+            }
+            continue;
+        }
+        if c.is_whitespace() || c == '+' {
+            if !space {
+                out.push(' ');
+                space = true;
+            }
+            continue;
+        }
+        if c.is_ascii_control() {
+            continue;
+        }
+        space = false;
+        out.push(c);
+    }
+    out
+}
+
+fn words_after(s: &str, at: usize) -> impl Iterator<Item = &str> {
+    s[at..].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '@')).filter(|w| !w.is_empty())
+}
+
+fn sql(s: &str) -> bool {
+    const STMT: &[&str] = &[
+        "select", "insert", "update", "delete", "drop", "alter", "create", "truncate", "exec", "execute",
+        "shutdown", "declare",
+    ];
+    // A quote followed by SQL: ' or 1=1, ' union select, '; drop, ' --, ')--
+    for (i, q) in s.match_indices(['\'', '"']) {
+        let rest = s[i + 1..].trim_start_matches([')', ' ']);
+        // A comment or statement end right after a quote that leaves the
+        // quotes unbalanced: admin'--, admin' #, x'; ... (not `"hi" --`).
+        let unbalanced = s.matches(q).count() % 2 == 1;
+        if unbalanced && (rest.starts_with("--") || rest.starts_with('#') || rest.starts_with(';')) {
+            return true;
+        }
+        let mut w = words_after(s, i + 1);
+        match (w.next(), w.next()) {
+            (Some("or" | "and" | "having"), Some(_)) if tautology_like(rest) => return true,
+            (Some("union"), Some("select" | "all")) => return true,
+            (Some(first), _) if STMT.contains(&first) && rest.starts_with(first) => {
+                // '... a quote then a statement keyword directly after it
+                return true;
+            }
+            _ => {}
+        }
+    }
+    // UNION [ALL] SELECT anywhere.
+    for (i, _) in s.match_indices("union") {
+        let mut w = words_after(s, i + 5);
+        if let Some(n) = w.next()
+            && (n == "select" || (n == "all" && w.next() == Some("select")))
+        {
+            return true;
+        }
+    }
+    // Stacked statements: ; DROP TABLE ...
+    for (i, _) in s.match_indices(';') {
+        let mut w = words_after(s, i + 1);
+        if let (Some(kw), Some(_)) = (w.next(), w.next())
+            && STMT.contains(&kw)
+            && s[i + 1..].trim_start().starts_with(kw)
+        {
+            return true;
+        }
+    }
+    // Numeric tautologies: 1 or 1=1, 1) or (1=1
+    for kw in [" or ", " and ", ")or(", ") or ("] {
+        for (i, _) in s.match_indices(kw) {
+            if tautology_like(&s[i + kw.len()..]) {
+                return true;
+            }
+        }
+    }
+    // Time-based and catalog probes.
+    const PROBES: &[&str] = &[
+        "sleep(",
+        "pg_sleep(",
+        "benchmark(",
+        "waitfor delay",
+        "information_schema",
+        "load_file(",
+        "into outfile",
+        "@@version",
+        "xp_cmdshell",
+        "dbms_pipe.receive_message",
+    ];
+    PROBES.iter().any(|p| s.contains(p) || s.contains(&p.replace(' ', "")))
+}
+
+/// Whether `rest` starts like `1=1`, `'a'='a`, `1 like 1`, `true`, `(1=1`.
+fn tautology_like(rest: &str) -> bool {
+    let rest = rest.trim_start_matches(['(', ' ']);
+    let after_kw = ["or ", "and ", "having "].iter().find_map(|kw| rest.strip_prefix(kw)).unwrap_or(rest);
+    let t = after_kw.trim_start_matches(['(', ' ']);
+    if t.starts_with("true") || t.starts_with("not ") {
+        return true;
+    }
+    // operand op operand, with a short operand.
+    let operand_len = t
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '\'' | '"' | '_')))
+        .map_or(t.len(), |(i, _)| i);
+    if operand_len == 0 || operand_len > 24 {
+        return false;
+    }
+    let after = t[operand_len..].trim_start();
+    // Equality only: `c > d` in prose is common, `1>0` as an attack rare.
+    after.starts_with('=') || after.starts_with("<>") || after.starts_with("!=") || after.starts_with("like ")
+}
+
+fn xss(s: &str) -> bool {
+    const TAGS: &[&str] = &[
+        "script", "iframe", "frame", "object", "embed", "svg", "math", "base", "link", "meta", "style",
+        "applet", "form", "template", "xss",
+    ];
+    // A script URL scheme, anywhere (href=javascript:..., or the whole value).
+    let compact: String = s.chars().filter(|c| *c != ' ').collect();
+    for scheme in ["javascript:", "vbscript:", "data:text/html", "livescript:"] {
+        if compact.contains(scheme) {
+            return true;
+        }
+    }
+    for (i, _) in s.match_indices('<') {
+        let rest = s[i + 1..].trim_start_matches('/');
+        let name_len = rest.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(rest.len());
+        if name_len == 0 {
+            continue;
+        }
+        let name = &rest[..name_len];
+        let after = rest[name_len..].chars().next();
+        // "<script>" and "<script src=..>"; not "<scripting" or "a<b".
+        let is_tag = matches!(after, None | Some(' ' | '>' | '/' | '\t'));
+        if TAGS.contains(&name) && is_tag {
+            return true;
+        }
+        // An event handler attribute inside this tag: <img src=x onerror=...>
+        if is_tag {
+            let tag_end = rest.find('>').unwrap_or(rest.len());
+            let inside = &rest[name_len..tag_end];
+            for (j, _) in inside.match_indices("on") {
+                let before = inside[..j].chars().last();
+                let attr = &inside[j + 2..];
+                let alpha = attr.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(attr.len());
+                if matches!(before, Some(' ' | '/' | '"' | '\''))
+                    && alpha > 0
+                    && attr[alpha..].trim_start().starts_with('=')
+                {
+                    return true;
+                }
+            }
+            if inside.contains("srcdoc") || inside.contains("expression(") {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SQL: &[&str] = &[
+        "' OR '1'='1",
+        "' or 1=1--",
+        "admin'--",
+        "admin' #",
+        "1' AND 1=1 --",
+        "x' UNION SELECT username, password FROM users--",
+        "1 UNION ALL SELECT NULL,NULL",
+        "1/**/UNION/**/SELECT/**/1",
+        "1 UnIoN+SeLeCt 1",
+        "1; DROP TABLE users",
+        "'; exec xp_cmdshell 'dir'--",
+        "1 OR 1=1",
+        "1) or (1=1",
+        "' or ''='",
+        "\" or \"\"=\"",
+        "1' AND SLEEP(5)#",
+        "1; WAITFOR DELAY '0:0:5'--",
+        "1 AND (SELECT 1 FROM pg_sleep(5))",
+        "' AND BENCHMARK(1000000,MD5(1))--",
+        "1 AND 1=(SELECT COUNT(*) FROM information_schema.tables)",
+        "') or ('a'='a",
+        "' having 1=1--",
+        "1' and true--",
+    ];
+
+    const XSS: &[&str] = &[
+        "<script>alert(1)</script>",
+        "<SCRIPT SRC=//evil.test/x.js></SCRIPT>",
+        "\"><script>alert(document.cookie)</script>",
+        "<img src=x onerror=alert(1)>",
+        "<IMG SRC=x OnError = alert(1)>",
+        "<svg/onload=alert(1)>",
+        "<svg onload=alert(1)>",
+        "<body onload=alert(1)>",
+        "<iframe src=\"javascript:alert(1)\">",
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        "java\tscript:alert(1)",
+        " javascript :alert(1)",
+        "<a href=\"javascript:alert(1)\">x</a>",
+        "<details open ontoggle=alert(1)>",
+        "<div style=\"width:expression(alert(1))\">",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "<object data=x>",
+        "<math><mtext></mtext></math>",
+        "</script><script>alert(1)</script>",
+    ];
+
+    const BENIGN: &[&str] = &[
+        "O'Brien",
+        "it's 5 o'clock",
+        "Rock and Roll",
+        "select a plan from the list",
+        "Please update your profile; then delete the draft",
+        "a < b and c > d",
+        "I <3 you",
+        "x<y",
+        "2 + 2 = 4",
+        "C:\\Users\\me",
+        "https://example.com/path?a=1&b=2",
+        "mailto:me@example.com",
+        "user@example.com",
+        "He said \"hello\" -- then left",
+        "don't; won't",
+        "A union of workers",
+        "<b>bold</b> and <i>italic</i>",
+        "<p class=\"online\">hi</p>",
+        "10:30 meeting",
+        "price >= 10",
+        "the onset of winter",
+        "scripting languages",
+        "1-2-3",
+        "snake_case-name",
+        "json: {\"a\":1}",
+        "Drop-off at 5; pickup at 6",
+        "SELECT is my favourite keyword",
+        "order by relevance",
+        "Ünïcödé ✓ emoji 🚀",
+        "(555) 123-4567",
+        "#hashtag",
+        "sleepless in seattle",
+        "1=1 is true in maths",
+    ];
+
+    #[test]
+    fn c20_sql_injection_corpus() {
+        for p in SQL {
+            assert_eq!(detect(p), Some(InjectionClass::Sql), "missed: {p}");
+        }
+    }
+
+    #[test]
+    fn c20_xss_corpus() {
+        for p in XSS {
+            assert_eq!(detect(p), Some(InjectionClass::Xss), "missed: {p}");
+        }
+    }
+
+    #[test]
+    fn c20_benign_corpus() {
+        for p in BENIGN {
+            assert_eq!(detect(p), None, "false positive: {p}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,64}") {
+            let _ = detect(&s);
+        }
+
+        #[test]
+        fn plain_words_pass(s in "[a-zA-Z0-9.!?]{0,64}") {
+            // One word of letters, digits and sentence punctuation, without
+            // quotes, brackets, operators or colons, carries neither class.
+            proptest::prop_assert_eq!(detect(&s), None);
+        }
+    }
+}
