@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use portcullis_layers::Body;
 use portcullis_layers::client::{ClientInfo, PeerAddr};
 use portcullis_layers::forwarded::{set_forwarding_headers, strip_hop_by_hop, wants_upgrade};
-use portcullis_layers::limit::{BodyLimitError, BodyOutcome, LimitedBody};
+use portcullis_layers::limit::{BodyLimitError, BodyOutcome};
 use portcullis_layers::rejection::{Rejection, RejectionKind};
 use portcullis_layers::request_id::RequestId;
 
@@ -87,7 +86,9 @@ impl Proxy {
     }
 }
 
-type ProxyBody = LimitedBody<Incoming>;
+/// The request body as the input layer hands it on: streaming (a
+/// `portcullis_layers::limit::LimitedBody`) or read and checked.
+type ProxyBody = Body;
 
 impl tower::Service<Request<ProxyBody>> for Proxy {
     type Response = Response<Body>;
@@ -175,7 +176,7 @@ impl Proxy {
             Ok(u) => u,
             Err(_) => return reject(RejectionKind::InvalidPath),
         };
-        let mut up = Request::new(Body::new(body));
+        let mut up = Request::new(body);
         *up.method_mut() = parts.method;
         *up.uri_mut() = uri;
         *up.version_mut() = Version::HTTP_11;

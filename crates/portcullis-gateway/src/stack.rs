@@ -10,6 +10,7 @@ use portcullis_layers::client::{ClientInfoLayer, TrustedProxies};
 use portcullis_layers::errors::UpstreamErrorsLayer;
 use portcullis_layers::framing::FramingLayer;
 use portcullis_layers::headers::SecurityHeadersLayer;
+use portcullis_layers::input::InputLayer;
 use portcullis_layers::limit::BodyLimitLayer;
 use portcullis_layers::path::CanonicalPathLayer;
 use portcullis_layers::request_id::RequestIdLayer;
@@ -93,6 +94,17 @@ pub fn auth_layer(cfg: &Config) -> (AuthLayer, Option<Arc<Jwks>>) {
     )
 }
 
+/// The input-validation layer of a configuration (C16-C20).
+pub fn input_layer(cfg: &Config) -> InputLayer {
+    let mut layer = InputLayer::new(cfg.input.default_policy.clone());
+    for (i, p) in cfg.input.policies.iter().enumerate() {
+        if let Some(p) = p {
+            layer = layer.route(i, p.clone());
+        }
+    }
+    layer
+}
+
 /// Builds the request path for a configuration; the metrics handles come back
 /// for the admin listener.
 pub fn build(cfg: &Config) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
@@ -120,6 +132,7 @@ pub fn build(cfg: &Config) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
         .layer(rate_limit.clone()) // C11 C12
         .layer(BodyLimitLayer::new(cfg.limits.body).idle_timeout(cfg.limits.body_read_timeout)) // C13 C14
         .layer(auth) // C22 C23 C26 C27
+        .layer(input_layer(cfg)) // C16-C20: after auth, so no body is read for a client refused there
         .service(
             Proxy::new(&cfg.upstream, cfg.limits.request_timeout).protect(cfg.auth.identity_headers.names()),
         ); // C3 C14 C23

@@ -84,6 +84,7 @@ fn dur(
 pub(crate) fn validate_routes(
     opts: RawRoutes,
     routes: Vec<RawRoute>,
+    extra: Vec<(String, Route)>,
     jwt_configured: bool,
     p: &mut Problems,
 ) -> Option<RoutesConfig> {
@@ -176,11 +177,18 @@ pub(crate) fn validate_routes(
             built.push(route);
         }
     }
+    let declared = built.len();
+    let (extra_names, extra_routes): (Vec<String>, Vec<Route>) = extra.into_iter().unzip();
+    built.extend(extra_routes);
     let table = RouteTable::new(built).match_options(matching).unmatched(unmatched);
+    let name = |i: usize| {
+        if i < declared { format!("route[{i}]") } else { extra_names[i - declared].clone() }
+    };
     for (i, j) in table.shadowed() {
+        let (i, j) = (name(i), name(j));
         p.push(
-            format!("route[{j}]"),
-            format!("can never match: route[{i}] comes first and matches every request it would; put the specific route first"),
+            j.clone(),
+            format!("can never match: {i} comes first and matches every request it would; put the specific route first"),
         );
     }
     (p.0.len() == before).then_some(RoutesConfig { table, unmatched, matching })

@@ -6,6 +6,8 @@
 
 mod auth;
 mod cors;
+mod input;
+mod openapi;
 mod ratelimit;
 mod raw;
 mod render;
@@ -26,6 +28,7 @@ use portcullis_layers::path::PathPolicy;
 
 pub use auth::{AuthConfig, JwtConfig, RoutesConfig};
 pub use cors::CorsConfig;
+pub use input::{InputConfig, InputDefaults};
 pub use ratelimit::{RateLimitConfig, RedisConfig, StateConfig, StoreKind};
 pub use secret::Secret;
 pub use validate::from_str;
@@ -94,6 +97,8 @@ pub struct Config {
     pub routes: RoutesConfig,
     /// `[auth]`.
     pub auth: AuthConfig,
+    /// `[input]`, the input keys of `[[route]]`, and `[openapi]` (C16-C20).
+    pub input: InputConfig,
 }
 
 /// `[server]`.

@@ -197,6 +197,41 @@ pub(crate) struct RawRoute {
     pub(crate) methods: Option<Vec<String>>,
     pub(crate) public: Option<bool>,
     pub(crate) allow: Option<RawAllow>,
+    // Input validation (C16-C20).
+    pub(crate) body_schema: Option<RawSchema>,
+    pub(crate) body_required: Option<bool>,
+    pub(crate) query_schema: Option<RawSchema>,
+    pub(crate) params_schema: Option<RawSchema>,
+    pub(crate) headers_schema: Option<RawSchema>,
+    pub(crate) content_types: Option<Vec<String>>,
+    pub(crate) unknown_fields: Option<String>,
+    pub(crate) injection: Option<String>,
+}
+
+/// A JSON Schema: a file (`.json`, `.yaml`, `.yml`) or an inline table.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawSchema {
+    File(String),
+    Inline(serde_json::Value),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawInput {
+    pub(crate) max_depth: Option<u64>,
+    pub(crate) max_entries: Option<u64>,
+    pub(crate) max_string_length: Option<String>,
+    pub(crate) max_params: Option<u64>,
+    pub(crate) unknown_fields: Option<String>,
+    pub(crate) injection: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawOpenApi {
+    pub(crate) spec: Option<String>,
+    pub(crate) base_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

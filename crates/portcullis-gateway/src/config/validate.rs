@@ -7,6 +7,7 @@ use std::sync::Arc;
 use http::HeaderName;
 use ipnet::IpNet;
 use portcullis_layers::headers::{Csp, Hsts, SecurityHeaders};
+use portcullis_layers::input::InputPolicy;
 use portcullis_layers::path::PathPolicy;
 use serde::de::DeserializeOwned;
 
@@ -30,8 +31,10 @@ const SECTIONS: &[&str] = &[
     "routes",
     "route",
     "auth",
+    "input",
+    "openapi",
 ];
-const PLANNED: &[&str] = &["openapi", "cookies", "csrf", "session"];
+const PLANNED: &[&str] = &["cookies", "csrf", "session"];
 
 /// Validates a configuration text. `base` resolves relative file paths;
 /// `env` looks up `${VAR}` secrets.
@@ -68,6 +71,8 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let routes_opts: RawRoutes = section("routes", &doc, &mut p);
     let route_list: Vec<RawRoute> = table_array("route", &doc, &mut p);
     let auth: RawAuth = section("auth", &doc, &mut p);
+    let input: RawInput = section("input", &doc, &mut p);
+    let openapi: Option<RawOpenApi> = doc.contains_key("openapi").then(|| section("openapi", &doc, &mut p));
 
     let server = validate_server(server, base, &mut p);
     let admin = validate_admin(admin, &mut p);
@@ -84,13 +89,37 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let rate_limit = super::ratelimit::validate(rl_options, rl_rules, &state, &mut p);
     let jwt_configured = auth.jwt.is_some();
     let auth = super::auth::validate_auth(auth, base, &mut p);
-    if route_list.is_empty() && routes_opts.unmatched.as_deref() != Some("insecure_pass_through") {
+    let max_body = limits.as_ref().map_or(Limits::default().body, |l| l.body);
+    let input_defaults = super::input::validate_defaults(input, &mut p);
+    let mut policies: Vec<Option<InputPolicy>> = route_list
+        .iter()
+        .enumerate()
+        .map(|(i, r)| super::input::route_policy(i, r, &input_defaults, max_body, base, &mut p))
+        .collect();
+    let mut extra = Vec::new();
+    if let Some(o) = openapi
+        && let Some(o) = super::openapi::load(o, base, &input_defaults, max_body, jwt_configured, &mut p)
+    {
+        for (name, route, policy) in o.routes {
+            extra.push((name, route));
+            policies.push(Some(policy));
+        }
+    }
+    let input = super::input::InputConfig {
+        default_policy: super::input::default_policy(&input_defaults, max_body),
+        defaults: input_defaults,
+        policies,
+    };
+    if route_list.is_empty()
+        && extra.is_empty()
+        && routes_opts.unmatched.as_deref() != Some("insecure_pass_through")
+    {
         p.push(
             "route",
             "no [[route]] declared: Portcullis refuses requests that match no route (deny by default, C21), so this gateway would answer 404 to everything. Declare the API's routes (e.g. [[route]] path = \"/api/health\" public = true), or opt out with [routes] unmatched = \"insecure_pass_through\"",
         );
     }
-    let routes = super::auth::validate_routes(routes_opts, route_list, jwt_configured, &mut p);
+    let routes = super::auth::validate_routes(routes_opts, route_list, extra, jwt_configured, &mut p);
 
     if let (Some(s), Some(a)) = (&server, admin)
         && a.port() != 0
@@ -122,6 +151,7 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
             rate_limit,
             routes,
             auth,
+            input,
         }),
         _ => Err(p),
     }

@@ -186,7 +186,8 @@ pub async fn page_server() -> SocketAddr {
 pub async fn gateway(upstream: SocketAddr, extra: &str) -> Running {
     // Tests about other controls get one public catch-all route; tests
     // about routes declare their own.
-    let routes = if extra.contains("[[route]]") { "" } else { PUBLIC_CATCH_ALL };
+    let routes =
+        if extra.contains("[[route]]") || extra.contains("[openapi]") { "" } else { PUBLIC_CATCH_ALL };
     let text = format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n{extra}\n[upstream]\nurl = \"http://{upstream}\"\n{routes}"
     );

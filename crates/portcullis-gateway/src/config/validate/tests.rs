@@ -217,6 +217,8 @@ fn docs_cover_every_key() {
         ("route.allow", fields::<RawAllow>()),
         ("auth", fields::<RawAuth>()),
         ("auth.jwt", fields::<RawJwt>()),
+        ("input", fields::<RawInput>()),
+        ("openapi", fields::<RawOpenApi>()),
     ];
     let mut total = 0;
     for (section, keys) in sections {

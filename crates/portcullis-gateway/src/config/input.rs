@@ -1,0 +1,255 @@
+//! `[input]` and the input keys of `[[route]]`: strict parsing defaults
+//! and per-route schemas (C16-C20).
+
+use std::path::Path;
+
+use portcullis_layers::input::{
+    Dialect, InjectionMode, InputPolicy, ParamSchema, QueryLimits, Schema, UnknownFields,
+};
+use portcullis_layers::json::JsonLimits;
+use serde_json::Value;
+
+use super::Problems;
+use super::raw::{RawInput, RawRoute, RawSchema};
+use super::units::parse_size;
+
+/// `[input]`, validated: what every route gets unless it says otherwise.
+#[derive(Clone, Debug)]
+pub struct InputDefaults {
+    /// JSON body bounds.
+    pub json: JsonLimits,
+    /// Query and form bounds.
+    pub query: QueryLimits,
+    /// Whether schemas are closed by default.
+    pub unknown: UnknownFields,
+    /// Injection detection.
+    pub injection: InjectionMode,
+}
+
+/// The input policies of a configuration.
+#[derive(Clone, Debug)]
+pub struct InputConfig {
+    /// The defaults.
+    pub defaults: InputDefaults,
+    /// The policy of routes without their own.
+    pub default_policy: InputPolicy,
+    /// By route index; `None` uses `default_policy`.
+    pub policies: Vec<Option<InputPolicy>>,
+}
+
+fn bounded(at: &str, v: Option<u64>, default: usize, max: u64, p: &mut Problems) -> usize {
+    match v {
+        None => default,
+        Some(n) if n >= 1 && n <= max => usize::try_from(n).unwrap_or(default),
+        Some(_) => {
+            p.push(at, format!("must be between 1 and {max}"));
+            default
+        }
+    }
+}
+
+pub(crate) fn injection_mode(
+    at: &str,
+    raw: Option<&str>,
+    default: InjectionMode,
+    p: &mut Problems,
+) -> InjectionMode {
+    match raw {
+        None => default,
+        Some("off") => InjectionMode::Off,
+        Some("report") => InjectionMode::Report,
+        Some("block") => InjectionMode::Block,
+        Some(_) => {
+            p.push(at, "expected \"off\", \"report\" or \"block\"");
+            default
+        }
+    }
+}
+
+pub(crate) fn unknown_fields(
+    at: &str,
+    raw: Option<&str>,
+    default: UnknownFields,
+    p: &mut Problems,
+) -> UnknownFields {
+    match raw {
+        None => default,
+        Some("reject") => UnknownFields::Reject,
+        Some("allow") => UnknownFields::Allow,
+        Some(_) => {
+            p.push(at, "expected \"reject\" (the default) or \"allow\"");
+            default
+        }
+    }
+}
+
+/// Validates `[input]`.
+pub(crate) fn validate_defaults(raw: RawInput, p: &mut Problems) -> InputDefaults {
+    let d = JsonLimits::default();
+    let max_string_len = match raw.max_string_length.as_deref().map(parse_size) {
+        None => d.max_string_len,
+        Some(Ok(n)) if n >= 1 => usize::try_from(n).unwrap_or(d.max_string_len),
+        Some(Ok(_)) => {
+            p.push("input.max_string_length", "must be at least 1 byte");
+            d.max_string_len
+        }
+        Some(Err(e)) => {
+            p.push("input.max_string_length", e);
+            d.max_string_len
+        }
+    };
+    InputDefaults {
+        json: JsonLimits {
+            max_depth: bounded("input.max_depth", raw.max_depth, d.max_depth, 1000, p),
+            max_entries: bounded("input.max_entries", raw.max_entries, d.max_entries, 10_000_000, p),
+            max_string_len,
+            forbid_prototype_keys: true,
+        },
+        query: QueryLimits {
+            max_params: bounded(
+                "input.max_params",
+                raw.max_params,
+                QueryLimits::default().max_params,
+                100_000,
+                p,
+            ),
+        },
+        unknown: unknown_fields(
+            "input.unknown_fields",
+            raw.unknown_fields.as_deref(),
+            UnknownFields::Reject,
+            p,
+        ),
+        injection: injection_mode("input.injection", raw.injection.as_deref(), InjectionMode::Off, p),
+    }
+}
+
+/// The policy of a route without input keys.
+pub(crate) fn default_policy(d: &InputDefaults, max_body: u64) -> InputPolicy {
+    InputPolicy::default().json_limits(d.json).query_limits(d.query).max_body(max_body).injection(d.injection)
+}
+
+/// Reads a JSON or YAML document (by extension; JSON otherwise).
+pub(crate) fn read_document(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("can't read {}: {e}", path.display()))?;
+    let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    if yaml {
+        serde_saphyr::from_str::<Value>(&text).map_err(|e| format!("{}: not valid YAML: {e}", path.display()))
+    } else {
+        serde_json::from_str::<Value>(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))
+    }
+}
+
+fn schema(
+    at: &str,
+    raw: &RawSchema,
+    base: &Path,
+    unknown: UnknownFields,
+    p: &mut Problems,
+) -> Option<Schema> {
+    let doc = match raw {
+        RawSchema::Inline(v) => v.clone(),
+        RawSchema::File(f) => match read_document(&base.join(f)) {
+            Ok(v) => v,
+            Err(e) => {
+                p.push(at, e);
+                return None;
+            }
+        },
+    };
+    match Schema::compile(&doc, Dialect::Auto, unknown) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            p.push(format!("{at}: {}", e.at), e.message);
+            None
+        }
+    }
+}
+
+fn media_types(at: &str, types: &[String], p: &mut Problems) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, t) in types.iter().enumerate() {
+        let lower = t.trim().to_ascii_lowercase();
+        let ok = lower.split_once('/').is_some_and(|(a, b)| {
+            let tok = |s: &str| {
+                !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c))
+            };
+            tok(a) && (tok(b) || b == "*")
+        });
+        if ok {
+            out.push(lower);
+        } else {
+            p.push(
+                format!("{at}[{i}]"),
+                "expected a media type without parameters, e.g. \"application/json\"",
+            );
+        }
+    }
+    out
+}
+
+/// The input policy of `[[route]]` number `i`; `None` when it has no input keys.
+pub(crate) fn route_policy(
+    i: usize,
+    r: &RawRoute,
+    d: &InputDefaults,
+    max_body: u64,
+    base: &Path,
+    p: &mut Problems,
+) -> Option<InputPolicy> {
+    let any = r.body_schema.is_some()
+        || r.body_required.is_some()
+        || r.query_schema.is_some()
+        || r.params_schema.is_some()
+        || r.headers_schema.is_some()
+        || r.content_types.is_some()
+        || r.unknown_fields.is_some()
+        || r.injection.is_some();
+    if !any {
+        return None;
+    }
+    let at = format!("route[{i}]");
+    let unknown = unknown_fields(&format!("{at}.unknown_fields"), r.unknown_fields.as_deref(), d.unknown, p);
+    let mut policy = default_policy(d, max_body).injection(injection_mode(
+        &format!("{at}.injection"),
+        r.injection.as_deref(),
+        d.injection,
+        p,
+    ));
+    let body = r.body_schema.as_ref().and_then(|s| schema(&format!("{at}.body_schema"), s, base, unknown, p));
+    match (&r.content_types, &r.body_schema) {
+        (Some(types), _) => {
+            policy = policy.content_types(media_types(&format!("{at}.content_types"), types, p));
+        }
+        // A schema describes JSON: other types would skip it.
+        (None, Some(_)) => policy = policy.content_types(vec!["application/json".to_owned()]),
+        (None, None) => {}
+    }
+    if r.body_required.is_some() && r.body_schema.is_none() && r.content_types.is_none() {
+        p.push(format!("{at}.body_required"), "needs body_schema or content_types");
+    }
+    if let Some(s) = body {
+        policy = policy.body_schema(s, false);
+    }
+    policy.body_required = r.body_required.unwrap_or(false);
+    if let Some(s) =
+        r.query_schema.as_ref().and_then(|s| schema(&format!("{at}.query_schema"), s, base, unknown, p))
+    {
+        policy = policy.query_schema(ParamSchema::new(s));
+    }
+    if let Some(s) =
+        r.params_schema.as_ref().and_then(|s| schema(&format!("{at}.params_schema"), s, base, unknown, p))
+    {
+        policy = policy.params_schema(ParamSchema::new(s));
+    }
+    // Only the headers a header schema names are validated: closing it would
+    // add nothing (the instance holds only those).
+    if let Some(s) = r
+        .headers_schema
+        .as_ref()
+        .and_then(|s| schema(&format!("{at}.headers_schema"), s, base, UnknownFields::Allow, p))
+    {
+        policy = policy.headers_schema(ParamSchema::headers(s));
+    }
+    Some(policy)
+}
