@@ -148,6 +148,9 @@ where
         record.status = res.status().as_u16();
         let rejection = res.extensions().get::<Rejection>().map(|r| r.kind);
         this.metrics.record(rejection);
+        if let Some(report) = res.extensions().get::<portcullis_layers::input::InputReport>() {
+            this.metrics.record_injection_reports(report);
+        }
         record.reason = rejection.map(|k| k.code());
         record.path = res.extensions().get::<ForwardedPath>().map(|p| p.0.clone());
         let (parts, body) = res.into_parts();

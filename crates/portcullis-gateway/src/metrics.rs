@@ -1,12 +1,14 @@
 //! Counters on the admin listener's `GET /metrics`, in the Prometheus text
-//! format (C31): requests, requests Portcullis refused by reason, and the
-//! rate limiter's refusals and store failures.
+//! format (C31): requests, requests Portcullis refused by reason, injection
+//! findings passed in report mode, and the rate limiter's refusals and
+//! store failures.
 
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use portcullis_layers::auth::Jwks;
+use portcullis_layers::input::{InjectionClass, InputReport};
 use portcullis_layers::ratelimit::RateLimitLayer;
 use portcullis_layers::rejection::RejectionKind;
 
@@ -15,6 +17,8 @@ use portcullis_layers::rejection::RejectionKind;
 pub struct Metrics {
     requests: AtomicU64,
     rejected: Vec<AtomicU64>,
+    /// Injection findings in report mode: SQL, XSS (C20).
+    injection_reports: [AtomicU64; 2],
     jwks: std::sync::OnceLock<Arc<Jwks>>,
 }
 
@@ -24,6 +28,7 @@ impl Metrics {
         Arc::new(Metrics {
             requests: AtomicU64::new(0),
             rejected: RejectionKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            injection_reports: [AtomicU64::new(0), AtomicU64::new(0)],
             jwks: std::sync::OnceLock::new(),
         })
     }
@@ -43,6 +48,17 @@ impl Metrics {
         }
     }
 
+    /// Counts injection findings of a request passed in report mode (C20 C31).
+    pub fn record_injection_reports(&self, report: &InputReport) {
+        for (_, class) in &report.findings {
+            let i = match class {
+                InjectionClass::Sql => 0,
+                InjectionClass::Xss => 1,
+            };
+            self.injection_reports[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The exposition text.
     pub fn render(&self, rate_limit: &RateLimitLayer) -> String {
         let mut o = String::new();
@@ -57,6 +73,18 @@ impl Metrics {
                 o,
                 "portcullis_rejections_total{{reason=\"{}\"}} {}",
                 kind.code(),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP portcullis_injection_reports_total Possible injections passed in report mode, by class (C20)."
+        );
+        let _ = writeln!(o, "# TYPE portcullis_injection_reports_total counter");
+        for (class, n) in ["sql_injection", "xss"].iter().zip(&self.injection_reports) {
+            let _ = writeln!(
+                o,
+                "portcullis_injection_reports_total{{class=\"{class}\"}} {}",
                 n.load(Ordering::Relaxed)
             );
         }

@@ -3,7 +3,7 @@
 //! Portcullis; valid requests forwarded byte for byte; the fixture's
 //! OpenAPI document as the route table.
 
-#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, clippy::type_complexity, missing_docs)]
 
 mod common;
 #[path = "common/express.rs"]
@@ -237,11 +237,19 @@ public = true
         assert_eq!((res.status().as_u16(), v["code"].as_str().unwrap()), (status, code), "{what}");
         assert_eq!(errors(&v)[0], (first.0.to_owned(), first.1.to_owned()), "{what}");
     }
-    // Report mode passes the request and says so in the log only.
+    // Report mode passes the request; the finding is logged and counted (C31).
     let (res, _) =
         send(gw.addr, req("GET", "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E&tag=a&tag=b", None, ""))
             .await;
     assert_eq!(res.status(), 200);
+    let (_, metrics) = get(gw.admin_addr.unwrap(), "/metrics").await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("portcullis_injection_reports_total{class=\"xss\"} 1"), "{metrics}");
+    assert!(metrics.contains("portcullis_rejections_total{reason=\"injection_detected\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("portcullis_rejections_total{reason=\"unsupported_media_type\"} 1"),
+        "{metrics}"
+    );
     let (res, body) = send(gw.addr, req("GET", "/search?q=x&admin=1", None, "")).await;
     assert_eq!(
         (res.status().as_u16(), errors(&json(&body))),
@@ -265,7 +273,7 @@ async fn c16_c21_openapi_document_is_the_route_table() {
     assert_eq!((res.status().as_u16(), json(&body)["hello"].as_str()), (200, Some("world")));
     // Operations the document doesn't list are refused (deny by default).
     for (method, path) in
-        [("GET", "/api/crash"), ("GET", "/api/headers"), ("DELETE", "/api/hello"), ("GET", "/admin")]
+        [("GET", "/api/crash"), ("GET", "/api/headers"), ("GET", "/admin"), ("GET", "/API/HELLO/x")]
     {
         let (res, body) = send(gw.addr, req(method, path, None, "")).await;
         assert_eq!(
@@ -273,6 +281,13 @@ async fn c16_c21_openapi_document_is_the_route_table() {
             (404, Some("not_found")),
             "{method} {path}"
         );
+    }
+    // A listed path with an unlisted method: 405 with the methods it has.
+    for method in ["DELETE", "TRACE", "POST"] {
+        let (res, body) = send(gw.addr, req(method, "/api/hello", None, "")).await;
+        let code = json(&body)["code"].as_str().map(str::to_owned);
+        assert_eq!((res.status().as_u16(), code.as_deref()), (405, Some("method_not_allowed")), "{method}");
+        assert_eq!(res.headers()["allow"], "GET, HEAD");
     }
     let (res, body) = get(gw.addr, "/api/users/42").await;
     assert_eq!((res.status().as_u16(), json(&body)["id"].as_str()), (200, Some("42")));

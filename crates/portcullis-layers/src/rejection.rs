@@ -29,6 +29,8 @@ pub enum RejectionKind {
     RequestTimeout,
     /// The request matched no route (C21).
     NotFound,
+    /// Routes exist for the path, none for the method (C21); with `Allow`.
+    MethodNotAllowed,
     /// A protected route without a bearer token (C21 C22).
     Unauthenticated,
     /// A bearer token that is malformed, unverifiable, expired or not for us (C22).
@@ -73,6 +75,7 @@ impl RejectionKind {
         RejectionKind::HeadersTooLarge,
         RejectionKind::RequestTimeout,
         RejectionKind::NotFound,
+        RejectionKind::MethodNotAllowed,
         RejectionKind::Unauthenticated,
         RejectionKind::InvalidToken,
         RejectionKind::Forbidden,
@@ -105,6 +108,7 @@ impl RejectionKind {
             ),
             RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", "Request Timeout"),
             NotFound => (StatusCode::NOT_FOUND, "not_found", "Not Found"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method Not Allowed"),
             Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthorized"),
             InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized"),
             Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),

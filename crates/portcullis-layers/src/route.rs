@@ -4,8 +4,10 @@
 //! first route whose pattern and methods match wins and is stored in the
 //! request extensions as [`MatchedRoute`] for the authentication layer. A
 //! route is protected unless it says [`Access::Public`]. A request that
-//! matches no route is refused with 404 `not_found`, unless the table was
-//! built with [`Unmatched::InsecurePassThrough`].
+//! matches no route is refused with 404 `not_found` (or 405
+//! `method_not_allowed`, with `Allow`, when routes exist for its path but
+//! not for its method), unless the table was built with
+//! [`Unmatched::InsecurePassThrough`].
 //!
 //! Matching follows Express by default (ASCII case and one trailing slash
 //! ignored, see [`MatchOptions`]), so a policy on `/admin` also holds for
@@ -207,6 +209,25 @@ impl RouteTable {
         out
     }
 
+    /// The methods routes declare for this path, when none matched the
+    /// request's method: the `Allow` of a 405. Empty when no route's
+    /// pattern matches the path at all (a 404).
+    pub fn allowed(&self, path: &str) -> Vec<Method> {
+        let mut out: Vec<Method> = Vec::new();
+        for r in &self.routes {
+            let Some(ms) = &r.methods else { continue };
+            if r.pattern.captures(path, self.opts).is_none() {
+                continue;
+            }
+            for m in ms.iter().chain(ms.contains(&Method::GET).then_some(&Method::HEAD)) {
+                if !out.contains(m) {
+                    out.push(m.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// The first route matching a method and canonical path.
     pub fn find(&self, method: &Method, path: &str) -> Option<MatchedRoute> {
         for (i, r) in self.routes.iter().enumerate() {
@@ -286,7 +307,18 @@ where
             None if self.table.unmatched == Unmatched::InsecurePassThrough => {
                 MatchedRoute { route: None, index: None, params: Vec::new() }
             }
-            None => return OrReject::Rejected { res: Some(reject(&req, RejectionKind::NotFound)) },
+            None => {
+                let allowed = self.table.allowed(req.uri().path());
+                if allowed.is_empty() {
+                    return OrReject::Rejected { res: Some(reject(&req, RejectionKind::NotFound)) };
+                }
+                let mut res = reject(&req, RejectionKind::MethodNotAllowed);
+                let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+                if let Ok(v) = http::HeaderValue::from_str(&list) {
+                    res.headers_mut().insert(http::header::ALLOW, v);
+                }
+                return OrReject::Rejected { res: Some(res) };
+            }
         };
         req.extensions_mut().insert(m);
         OrReject::Inner { fut: self.inner.call(req) }
@@ -338,6 +370,18 @@ mod tests {
         assert!(!a.admits("Alice", &[], &t.find(&Method::GET, "/users/alice").unwrap()));
         assert!(!a.admits("", &[], &t.find(&Method::GET, "/users/%FF").unwrap()));
         assert_eq!(t.find(&Method::GET, "/users/%FF").unwrap().param("id"), None);
+    }
+
+    #[test]
+    fn c21_allowed_methods_for_a_405() {
+        let t = RouteTable::new(vec![
+            Route::new(p("/users/{id}"), Access::Public).methods(vec![Method::GET]),
+            Route::new(p("/users/{id}"), Access::Public).methods(vec![Method::PUT, Method::GET]),
+            Route::new(p("/users/me"), Access::Public).methods(vec![Method::DELETE]),
+        ]);
+        assert_eq!(t.allowed("/users/7"), vec![Method::GET, Method::HEAD, Method::PUT]);
+        assert_eq!(t.allowed("/users/me"), vec![Method::GET, Method::HEAD, Method::PUT, Method::DELETE]);
+        assert!(t.allowed("/other").is_empty());
     }
 
     #[test]

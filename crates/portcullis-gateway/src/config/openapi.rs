@@ -119,13 +119,11 @@ pub(crate) fn load(
                     continue;
                 }
             };
-            if matches!(access, Access::Protected(_)) {
-                if !jwt_configured {
-                    p.push(
-                        at(&format!("{loc}.security")),
-                        "a bearer-protected operation needs [auth.jwt] to admit anyone",
-                    );
-                }
+            if matches!(access, Access::Protected(_)) && !jwt_configured {
+                p.push(
+                    at(&format!("{loc}.security")),
+                    "a bearer-protected operation needs [auth.jwt] to admit anyone",
+                );
             }
             let op_params = op.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
             let policy = match policy(&doc, &components, &shared_params, &op_params, op, dialect, d, max_body)

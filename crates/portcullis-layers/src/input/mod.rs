@@ -273,6 +273,19 @@ impl InputPolicy {
     }
 }
 
+/// Parses a query string or form body as the layer does without a schema:
+/// the decoded parameters as one object, or the refusal with its
+/// violations (prototype keys, malformed encoding, brackets, repeats).
+/// For fuzzing and for code that wants the same reading outside a layer.
+pub fn parse_urlencoded(
+    raw: &[u8],
+    limits: &QueryLimits,
+) -> Result<serde_json::Value, (RejectionKind, Vec<Violation>)> {
+    query::parse(raw, limits, "/query")
+        .and_then(|pairs| query::to_object(pairs, None, "/query"))
+        .map_err(|f| (f.kind, f.violations))
+}
+
 /// A refusal: its kind and the violations it lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Finding {
