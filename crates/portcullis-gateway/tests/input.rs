@@ -363,3 +363,49 @@ query_schema = "missing.json"
     // The messages name files and rules, never a secret or the schema text.
     assert!(!problems.to_string().contains("evil.test"), "{problems}");
 }
+
+#[tokio::test]
+async fn worked_example_of_docs_input_md_against_express() {
+    let app = express().await;
+    let doc = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/input.md"))
+        .unwrap();
+    let worked = doc.split("## Worked example").nth(1).unwrap();
+    let example = worked.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    let text = format!(
+        "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n{}",
+        example.replace("http://127.0.0.1:3000", &format!("http://{}", app.addr))
+    );
+    let cfg = portcullis_gateway::config::from_str(&text, std::path::Path::new("."), &|_| None).unwrap();
+    let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
+    let rows: Vec<(Request<Full<Bytes>>, u16, Option<(&str, &str)>)> = vec![
+        (json_post("/api/settings", r#"{"theme":"dark"}"#), 200, None),
+        (json_post("/api/settings", POLLUTE), 400, Some(("/body/__proto__", "prototype_key"))),
+        (gzipped("/api/settings", POLLUTE.as_bytes()), 400, Some(("/body/__proto__", "prototype_key"))),
+        (
+            json_post("/api/settings", r#"{"\u005f_proto__":{"polluted":true}}"#),
+            400,
+            Some(("/body/__proto__", "prototype_key")),
+        ),
+        (
+            json_post("/api/settings", r#"{"theme":"dark","isAdmin":true}"#),
+            400,
+            Some(("/body/isAdmin", "unknown_field")),
+        ),
+        (req("POST", "/api/settings", Some("text/plain"), "{}"), 415, Some(("/body", "content_type"))),
+        (req("GET", "/api/search?q=a&q=b", None, ""), 400, Some(("/query/q", "repeated_parameter"))),
+        (req("GET", "/api/search?q='%20OR%20'1'='1", None, ""), 400, Some(("/query/q", "sql_injection"))),
+        (req("GET", "/api/search?q=portcullis", None, ""), 200, None),
+        (req("GET", "/api/hello?a=1&a=2", None, ""), 400, Some(("/query/a", "repeated_parameter"))),
+    ];
+    for (r, status, first) in rows {
+        let what = format!("{} {}", r.method(), r.uri());
+        let (res, body) = send(gw.addr, r).await;
+        assert_eq!(res.status(), status, "{what}");
+        if let Some((path, reason)) = first {
+            assert_eq!(errors(&json(&body))[0], (path.to_owned(), reason.to_owned()), "{what}");
+        }
+    }
+    let (_, body) = get(gw.addr, "/api/search?q=portcullis").await;
+    assert_eq!(json(&body), serde_json::json!({"type": "string", "upper": "PORTCULLIS"}));
+    assert!(!polluted(app.addr).await);
+}

@@ -61,9 +61,31 @@ fn body() -> Bytes {
     Bytes::from(serde_json::to_vec(&v).unwrap())
 }
 
-fn report(name: &str, n: u32, d: Duration) {
-    let us = d.as_secs_f64() * 1e6 / f64::from(n);
-    println!("{name:<52} {us:>8.2} us/request  ({:>7.0} req/s per core)", 1e6 / us);
+/// Prints the median and the range of `ROUNDS` rounds of `n` iterations.
+fn report(name: &str, n: u32, rounds: &mut [Duration]) {
+    rounds.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(n);
+    let median = us(rounds[rounds.len() / 2]);
+    println!(
+        "{name:<50} {median:>6.2} us/request (min {:.2}, max {:.2}; {:>7.0} req/s per core)",
+        us(rounds[0]),
+        us(rounds[rounds.len() - 1]),
+        1e6 / median
+    );
+}
+
+const ROUNDS: usize = 7;
+
+fn rounds(n: u32, mut f: impl FnMut()) -> Vec<Duration> {
+    (0..ROUNDS)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            t.elapsed()
+        })
+        .collect()
 }
 
 async fn through_layer(name: &str, layer: InputLayer, body: &Bytes, n: u32) {
@@ -83,39 +105,40 @@ async fn through_layer(name: &str, layer: InputLayer, body: &Bytes, n: u32) {
             ServiceExt::<Request<Full<Bytes>>>::ready(&mut svc).await.unwrap().call(req()).await.unwrap();
         assert_eq!(res.status(), 200);
     }
-    let t = Instant::now();
-    for _ in 0..n {
-        let res =
-            ServiceExt::<Request<Full<Bytes>>>::ready(&mut svc).await.unwrap().call(req()).await.unwrap();
-        black_box(res);
+    let mut times = Vec::new();
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        for _ in 0..n {
+            let res =
+                ServiceExt::<Request<Full<Bytes>>>::ready(&mut svc).await.unwrap().call(req()).await.unwrap();
+            black_box(res);
+        }
+        times.push(t.elapsed());
     }
-    report(name, n, t.elapsed());
+    report(name, n, &mut times);
 }
 
 fn main() {
     let body = body();
     println!("input validation, {} byte JSON body\n", body.len());
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let n = 50_000;
+    let n = 10_000;
     let compiled = Schema::compile(&schema(), Dialect::Auto, UnknownFields::Reject).unwrap();
 
-    let t = Instant::now();
-    for _ in 0..n {
+    let mut t = rounds(n, || {
         black_box(parse_strict(black_box(&body), &JsonLimits::default()).unwrap());
-    }
-    report("strict parse (depth/entries/dup/prototype keys)", n, t.elapsed());
-    let t = Instant::now();
-    for _ in 0..n {
+    });
+    report("strict parse (depth/entries/dup/prototype keys)", n, &mut t);
+    let mut t = rounds(n, || {
         black_box(serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap());
-    }
-    report("  for reference: serde_json::from_slice to Value", n, t.elapsed());
+    });
+    report("  for reference: serde_json::from_slice to Value", n, &mut t);
     let doc = parse_strict(&body, &JsonLimits::default()).unwrap();
-    let t = Instant::now();
-    for _ in 0..n {
+    let mut t = rounds(n, || {
         let mut out = Vec::new();
         assert!(compiled.check(black_box(&doc), "/body", &mut out));
-    }
-    report("schema check of the parsed document", n, t.elapsed());
+    });
+    report("schema check of the parsed document", n, &mut t);
 
     rt.block_on(async {
         through_layer(

@@ -104,33 +104,55 @@ impl JsonError {
     }
 }
 
+/// What went wrong, before the place is known: the pointer is assembled
+/// from `trail` as the error unwinds, so a document that parses costs no
+/// path bookkeeping at all.
+#[derive(Clone, Copy)]
+enum Pending {
+    Duplicate,
+    Deep,
+    Many,
+    Long,
+    Prototype,
+}
+
 struct State<'l> {
     limits: &'l JsonLimits,
     entries: Cell<usize>,
-    path: RefCell<Vec<String>>,
-    error: RefCell<Option<JsonError>>,
+    error: Cell<Option<Pending>>,
+    /// Segments from the failure up to the root, innermost first.
+    trail: RefCell<Vec<String>>,
 }
 
 impl State<'_> {
-    fn pointer(&self, last: Option<&str>) -> String {
-        let path = self.path.borrow();
+    fn fail<E: de::Error>(&self, e: Pending, last: Option<&str>) -> E {
+        self.error.set(Some(e));
+        if let Some(k) = last {
+            self.trail.borrow_mut().push(k.to_owned());
+        }
+        E::custom("refused")
+    }
+
+    /// Records the segment of a child that failed, on the way up.
+    fn unwind(&self, seg: impl FnOnce() -> String) {
+        if self.error.get().is_some() {
+            self.trail.borrow_mut().push(seg());
+        }
+    }
+
+    fn pointer(&self) -> String {
+        let trail = self.trail.borrow();
         let mut out = String::new();
-        for seg in path.iter().map(String::as_str).chain(last) {
+        for seg in trail.iter().rev() {
             out.push('/');
             out.push_str(&seg.replace('~', "~0").replace('/', "~1"));
         }
         if out.is_empty() { "/".to_owned() } else { out }
     }
 
-    fn fail<E: de::Error>(&self, e: JsonError) -> E {
-        let msg = e.to_string();
-        *self.error.borrow_mut() = Some(e);
-        E::custom(msg)
-    }
-
     fn string<E: de::Error>(&self, s: &str, last: Option<&str>) -> Result<(), E> {
         if s.len() > self.limits.max_string_len {
-            return Err(self.fail(JsonError::StringTooLong(self.pointer(last))));
+            return Err(self.fail(Pending::Long, last));
         }
         Ok(())
     }
@@ -139,7 +161,7 @@ impl State<'_> {
         let n = self.entries.get() + 1;
         self.entries.set(n);
         if n > self.limits.max_entries {
-            return Err(self.fail(JsonError::TooManyEntries));
+            return Err(self.fail(Pending::Many, None));
         }
         Ok(())
     }
@@ -148,13 +170,20 @@ impl State<'_> {
 /// Parses one JSON document strictly; see the module documentation.
 pub fn parse_strict(bytes: &[u8], limits: &JsonLimits) -> Result<Value, JsonError> {
     let state =
-        State { limits, entries: Cell::new(0), path: RefCell::new(Vec::new()), error: RefCell::new(None) };
+        State { limits, entries: Cell::new(0), error: Cell::new(None), trail: RefCell::new(Vec::new()) };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let seed = Seed { state: &state, depth: 1 };
     let result = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     match result {
         Ok(v) => Ok(v),
-        Err(_) => Err(state.error.borrow_mut().take().unwrap_or(JsonError::Syntax)),
+        Err(_) => Err(match state.error.get() {
+            None => JsonError::Syntax,
+            Some(Pending::Many) => JsonError::TooManyEntries,
+            Some(Pending::Duplicate) => JsonError::DuplicateKey(state.pointer()),
+            Some(Pending::Deep) => JsonError::TooDeep(state.pointer()),
+            Some(Pending::Long) => JsonError::StringTooLong(state.pointer()),
+            Some(Pending::Prototype) => JsonError::PrototypeKey(state.pointer()),
+        }),
     }
 }
 
@@ -204,19 +233,20 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let st = self.state;
         if self.depth > st.limits.max_depth {
-            return Err(st.fail(JsonError::TooDeep(st.pointer(None))));
+            return Err(st.fail(Pending::Deep, None));
         }
         let mut out = Vec::new();
         loop {
-            st.path.borrow_mut().push(out.len().to_string());
-            let next = seq.next_element_seed(Seed { state: st, depth: self.depth + 1 });
-            st.path.borrow_mut().pop();
-            match next? {
-                Some(v) => {
+            match seq.next_element_seed(Seed { state: st, depth: self.depth + 1 }) {
+                Ok(Some(v)) => {
                     st.entry()?;
                     out.push(v);
                 }
-                None => return Ok(Value::Array(out)),
+                Ok(None) => return Ok(Value::Array(out)),
+                Err(e) => {
+                    st.unwind(|| out.len().to_string());
+                    return Err(e);
+                }
             }
         }
     }
@@ -224,22 +254,27 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let st = self.state;
         if self.depth > st.limits.max_depth {
-            return Err(st.fail(JsonError::TooDeep(st.pointer(None))));
+            return Err(st.fail(Pending::Deep, None));
         }
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             st.string(&key, Some(&key))?;
             st.entry()?;
             if st.limits.forbid_prototype_keys && is_prototype_key(&key) {
-                return Err(st.fail(JsonError::PrototypeKey(st.pointer(Some(&key)))));
+                return Err(st.fail(Pending::Prototype, Some(&key)));
             }
             if out.contains_key(&key) {
-                return Err(st.fail(JsonError::DuplicateKey(st.pointer(Some(&key)))));
+                return Err(st.fail(Pending::Duplicate, Some(&key)));
             }
-            st.path.borrow_mut().push(key.clone());
-            let v = map.next_value_seed(Seed { state: st, depth: self.depth + 1 });
-            st.path.borrow_mut().pop();
-            out.insert(key, v?);
+            match map.next_value_seed(Seed { state: st, depth: self.depth + 1 }) {
+                Ok(v) => {
+                    out.insert(key, v);
+                }
+                Err(e) => {
+                    st.unwind(|| key);
+                    return Err(e);
+                }
+            }
         }
         Ok(Value::Object(out))
     }
