@@ -20,6 +20,7 @@
 //! | [`auth`] | C22 C23 C26 C27 | bearer JWT, JWKS, identity headers, roles, ownership |
 //! | [`route`] | C21 C27 C28 | the route table, deny by default |
 //! | [`json`] | C17 C18 | strict, bounded JSON |
+//! | [`input`] | C16 C17 C18 C19 C20 | input validation: JSON/query/form hardening, JSON Schema, injection detection |
 //! | [`rejection`] | C19 C29 | the one error table |
 //! | [`redact`] | C30 | secret redaction for logs |
 

@@ -122,6 +122,26 @@ pub(super) fn render(c: &Config) -> String {
         let _ = writeln!(o, "  {line}");
     }
     render_routes(c, &mut o);
+    let d = &c.input.defaults;
+    let _ = writeln!(o, "[input] always on (C17 C18 C19)");
+    let _ = writeln!(
+        o,
+        "  json              strict: duplicate keys refused, depth {}, {} entries, strings {} bytes",
+        d.json.max_depth, d.json.max_entries, d.json.max_string_len
+    );
+    let _ =
+        writeln!(o, "  prototype keys    __proto__, constructor, prototype refused in JSON, query and forms");
+    let _ = writeln!(
+        o,
+        "  query, forms      {} parameters; a[]=, a[b]=, repeats refused unless a schema declares an array",
+        d.query.max_params
+    );
+    let _ = writeln!(o, "  encodings         gzip, deflate, br decoded and checked; others 415");
+    let _ = writeln!(
+        o,
+        "  injection         {} unless a route says otherwise (C20)",
+        format!("{:?}", d.injection).to_lowercase()
+    );
     let _ = writeln!(o, "[errors]");
     let _ = writeln!(
         o,
@@ -130,6 +150,36 @@ pub(super) fn render(c: &Config) -> String {
         c.errors.log_body_bytes
     );
     o
+}
+
+/// `; body schema, query schema, json only, injection Block`, or nothing.
+fn input_summary(p: &portcullis_layers::input::InputPolicy) -> String {
+    let mut parts = Vec::new();
+    if p.body.is_some() {
+        parts.push(if p.body_required {
+            "body schema (required)".to_owned()
+        } else {
+            "body schema".to_owned()
+        });
+    }
+    if p.query_schema.is_some() {
+        parts.push("query schema".to_owned());
+    }
+    if p.params.is_some() {
+        parts.push("params schema".to_owned());
+    }
+    if p.headers.is_some() {
+        parts.push("headers schema".to_owned());
+    }
+    match &p.content_types {
+        Some(t) if t.is_empty() => parts.push("no body".to_owned()),
+        Some(t) => parts.push(format!("bodies {}", t.join(", "))),
+        None => {}
+    }
+    if p.injection != portcullis_layers::input::InjectionMode::Off {
+        parts.push(format!("injection {}", format!("{:?}", p.injection).to_lowercase()));
+    }
+    if parts.is_empty() { String::new() } else { format!("; {}", parts.join(", ")) }
 }
 
 fn render_routes(c: &Config, o: &mut String) {
@@ -165,7 +215,8 @@ fn render_routes(c: &Config, o: &mut String) {
                 format!("token + ({})", parts.join(" OR "))
             }
         };
-        let _ = writeln!(o, "  route[{i}]          {methods} {} -> {access}", route.pattern.as_str());
+        let input = c.input.policies.get(i).and_then(Option::as_ref).map(input_summary).unwrap_or_default();
+        let _ = writeln!(o, "  route[{i}]          {methods} {} -> {access}{input}", route.pattern.as_str());
     }
     let _ = writeln!(
         o,
