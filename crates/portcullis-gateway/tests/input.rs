@@ -106,6 +106,16 @@ async fn c18_pollution_that_works_on_bare_express_is_refused() {
         assert_eq!(v["request_id"], res.headers()["x-request-id"].to_str().unwrap());
         assert!(!String::from_utf8_lossy(&body).contains("polluted"), "no echo of the input: {what}");
     }
+    // Chunked, split inside the key, over a raw socket.
+    let raw_req = "POST /api/settings HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n6\r\n{\"__pr\r\n19\r\noto__\":{\"polluted\":true}}\r\n0\r\n\r\n";
+    let out = raw(gw.addr, raw_req.as_bytes()).await;
+    assert!(out.starts_with("HTTP/1.1 400") && out.contains("prototype_pollution"), "{out}");
+    // Two gzip members: Node inflates both, so Portcullis checks both.
+    let mut two = gzip(br#"{"theme":"dark","#);
+    two.extend(gzip(br#""__proto__":{"polluted":true}}"#));
+    let mut r = json_post("/api/settings", two);
+    r.headers_mut().insert("content-encoding", "gzip".parse().unwrap());
+    assert_eq!(send(gw.addr, r).await.0.status(), 400);
     assert!(!polluted(app.addr).await, "nothing reached the merge");
     // Duplicate keys: Node keeps the last one, so a checker that read the
     // first could be fooled; refused outright.

@@ -51,6 +51,18 @@ impl Default for JsonLimits {
 /// merges or assigns request data (C18).
 pub const PROTOTYPE_KEYS: [&str; 3] = ["__proto__", "constructor", "prototype"];
 
+/// Appends `/seg` to a JSON pointer, escaping `~` and `/` (RFC 6901).
+pub fn push_segment(pointer: &mut String, seg: &str) {
+    pointer.push('/');
+    for c in seg.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
+        }
+    }
+}
+
 /// Whether a decoded key is one of [`PROTOTYPE_KEYS`].
 pub fn is_prototype_key(key: &str) -> bool {
     PROTOTYPE_KEYS.contains(&key)
@@ -144,8 +156,7 @@ impl State<'_> {
         let trail = self.trail.borrow();
         let mut out = String::new();
         for seg in trail.iter().rev() {
-            out.push('/');
-            out.push_str(&seg.replace('~', "~0").replace('/', "~1"));
+            push_segment(&mut out, seg);
         }
         if out.is_empty() { "/".to_owned() } else { out }
     }

@@ -24,7 +24,10 @@
 use std::path::Path;
 
 use http::Method;
-use portcullis_layers::input::{Dialect, InputPolicy, ParamSchema, Schema, UnknownFields};
+use portcullis_layers::input::{
+    Dialect, InputPolicy, ParamSchema, Schema, UnknownFields, resolve_local_ref as resolve,
+};
+use portcullis_layers::json::push_segment;
 use portcullis_layers::pattern::PathPattern;
 use portcullis_layers::route::{Access, Authz, Route};
 use serde_json::{Map, Value, json};
@@ -160,20 +163,6 @@ fn server_path(doc: &Value) -> Result<String, String> {
     Ok(path.to_owned())
 }
 
-fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
-    let mut v = v;
-    for _ in 0..16 {
-        match v.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
-            Some(ptr) => match doc.pointer(ptr) {
-                Some(t) => v = t,
-                None => return v,
-            },
-            None => return v,
-        }
-    }
-    v
-}
-
 fn access(doc: &Value, security: Option<&Value>) -> Result<Access, String> {
     let Some(reqs) = security.and_then(Value::as_array) else { return Ok(Access::Public) };
     if reqs.is_empty() || reqs.iter().any(|r| r.as_object().is_some_and(Map::is_empty)) {
@@ -186,10 +175,9 @@ fn access(doc: &Value, security: Option<&Value>) -> Result<Access, String> {
             return Err("a security requirement must be an object".into());
         };
         for (name, scopes) in req {
-            let scheme = doc.pointer(&format!(
-                "/components/securitySchemes/{}",
-                name.replace('~', "~0").replace('/', "~1")
-            ));
+            let mut ptr = "/components/securitySchemes".to_owned();
+            push_segment(&mut ptr, name);
+            let scheme = doc.pointer(&ptr);
             let scheme = scheme.map(|s| resolve(doc, s));
             let kind = scheme.and_then(|s| s.get("type")).and_then(Value::as_str).unwrap_or("");
             let bearer = match kind {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::media::{self, BodyKind, DecodeError, Encoding, MediaError};
 use super::query::{self, coerce_single};
 use super::{Finding, InjectionClass, InjectionMode, InputPolicy, ParamSchema, detect, reason};
-use crate::json::{JsonError, parse_strict};
+use crate::json::{JsonError, parse_strict, push_segment};
 use crate::rejection::{RejectionKind, Violation};
 use crate::route::MatchedRoute;
 
@@ -230,8 +230,7 @@ fn walk(v: &Value, at: &mut String, out: &mut Vec<(String, InjectionClass)>) {
         Value::Object(m) => {
             for (k, item) in m {
                 let len = at.len();
-                at.push('/');
-                at.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                push_segment(at, k);
                 if let Some(c) = detect(k) {
                     out.push((at.clone(), c));
                 }

@@ -120,7 +120,10 @@ pub(crate) enum DecodeError {
 pub(crate) fn decode(bytes: &[u8], enc: Encoding, max: u64) -> Result<Vec<u8>, DecodeError> {
     let reader: Box<dyn Read + '_> = match enc {
         Encoding::Identity => return Ok(bytes.to_vec()),
-        Encoding::Gzip => Box::new(flate2::read::GzDecoder::new(bytes)),
+        // Every member, as Node's gunzip reads concatenated members: a
+        // decoder that stopped after the first would check less than the
+        // upstream parses.
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
         Encoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(bytes)),
         Encoding::Brotli => Box::new(brotli_decompressor::Decompressor::new(bytes, 4096)),
     };
@@ -198,6 +201,10 @@ mod tests {
         assert_eq!(decode(b"not gzip", Encoding::Gzip, 1024), Err(DecodeError::Corrupt));
         assert_eq!(decode(b"not zlib", Encoding::Deflate, 1024), Err(DecodeError::Corrupt));
         assert_eq!(decode(b"\xff\xff\xff", Encoding::Brotli, 1024), Err(DecodeError::Corrupt));
+        // Two gzip members: the second one is checked too.
+        let mut two = gzip(br#"{"a":1,"#);
+        two.extend(gzip(br#""__proto__":{}}"#));
+        assert_eq!(decode(&two, Encoding::Gzip, 1024).unwrap(), br#"{"a":1,"__proto__":{}}"#);
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(doc).unwrap();
         assert_eq!(decode(&z.finish().unwrap(), Encoding::Deflate, 1024).unwrap(), doc);

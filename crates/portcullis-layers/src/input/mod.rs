@@ -81,6 +81,7 @@ pub use inject::{InjectionClass, detect};
 pub use layer::{InputLayer, InputReport, InputService};
 pub use query::QueryLimits;
 pub use schema::{Dialect, Schema, UnknownFields};
+pub use shape::resolve as resolve_local_ref;
 
 use crate::json::JsonLimits;
 use crate::rejection::{RejectionKind, Violation};

@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 
 use super::reason;
 use crate::config_error::ConfigError;
+use crate::json::push_segment;
 use crate::rejection::Violation;
 
 /// Which JSON Schema dialect a document is written in.
@@ -180,8 +181,7 @@ fn remote_refs(v: &Value, at: &mut String, out: &mut Vec<String>) {
         Value::Object(m) => {
             for (k, child) in m {
                 let len = at.len();
-                at.push('/');
-                at.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                push_segment(at, k);
                 if (k == "$ref" || k == "$dynamicRef" || k == "$recursiveRef")
                     && child.as_str().is_some_and(|r| !r.starts_with('#'))
                 {

@@ -142,8 +142,9 @@ fn scalar_of(types: &[&str]) -> Scalar {
     }
 }
 
-/// Follows local `$ref`s (`#/...`) from `v` within `root`, at most 16 hops.
-pub(crate) fn resolve<'a>(root: &'a Value, mut v: &'a Value) -> &'a Value {
+/// Follows local `$ref`s (`#/...`) from `v` within `root`, at most 16 hops;
+/// stops at a reference that doesn't resolve (the schema compiler reports it).
+pub fn resolve<'a>(root: &'a Value, mut v: &'a Value) -> &'a Value {
     for _ in 0..16 {
         match v.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
             Some(ptr) => match root.pointer(ptr) {
