@@ -174,6 +174,14 @@ async fn c16_valid_bodies_reach_the_upstream_byte_for_byte() {
     let seen = up.seen.recv().await.unwrap();
     assert_eq!(seen.body, compressed);
     assert_eq!(seen.headers["content-encoding"], "gzip");
+    // Chunked (no length): read, checked, forwarded with the same bytes.
+    let raw_req = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\n{\"a\"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n";
+    let out = raw(gw.addr, raw_req.as_bytes()).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let seen = up.seen.recv().await.unwrap();
+    assert_eq!(&seen.body[..], b"{\"a\": 1}");
+    assert_eq!(seen.headers["content-length"], "8");
+    assert!(seen.headers.get("transfer-encoding").is_none());
     // Form bodies and query strings likewise.
     let (res, _) = send(
         gw.addr,

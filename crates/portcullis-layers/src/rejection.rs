@@ -241,7 +241,7 @@ impl Rejection {
 pub const MAX_VIOLATIONS: usize = 20;
 
 /// One reason an input was refused: where (a JSON pointer into the request,
-/// rooted at `/body`, `/query`, `/params` or `/headers`) and which rule.
+/// rooted at `/body`, `/query`, `/params`, `/headers` or `/cookies`) and which rule.
 ///
 /// The location names fields, never values. Segments that are not short
 /// identifiers (`[A-Za-z0-9_.$@-]{1,64}`), and so could carry an attacker's

@@ -202,6 +202,7 @@ pub(crate) fn route_policy(
         || r.query_schema.is_some()
         || r.params_schema.is_some()
         || r.headers_schema.is_some()
+        || r.cookies_schema.is_some()
         || r.content_types.is_some()
         || r.unknown_fields.is_some()
         || r.injection.is_some();
@@ -250,6 +251,13 @@ pub(crate) fn route_policy(
         .and_then(|s| schema(&format!("{at}.headers_schema"), s, base, UnknownFields::Allow, p))
     {
         policy = policy.headers_schema(ParamSchema::headers(s));
+    }
+    if let Some(s) = r
+        .cookies_schema
+        .as_ref()
+        .and_then(|s| schema(&format!("{at}.cookies_schema"), s, base, UnknownFields::Allow, p))
+    {
+        policy = policy.cookies_schema(ParamSchema::new(s));
     }
     Some(policy)
 }

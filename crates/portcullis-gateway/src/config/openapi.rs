@@ -7,9 +7,9 @@
 //! the document doesn't list are refused like any unmatched request (deny
 //! by default). `$ref`s resolve inside the document only.
 //!
-//! - Parameters: `in: path | query | header` with a `schema`; query arrays
-//!   use the default `style: form, explode: true` (`?tag=a&tag=b`).
-//!   `in: cookie` and `content`-style parameters are not validated.
+//! - Parameters: `in: path | query | header | cookie` with a `schema`;
+//!   query arrays use the default `style: form, explode: true`
+//!   (`?tag=a&tag=b`). `content`-style parameters are not validated.
 //! - Request bodies: the JSON (`application/json`, `*+json`) schema, else
 //!   the `application/x-www-form-urlencoded` one; the media types listed
 //!   are the only ones accepted; an operation without `requestBody`
@@ -239,7 +239,7 @@ fn policy(
         params.retain(|q| (q.get("name"), q.get("in")) != key);
         params.push(prm);
     }
-    let mut groups: [(Map<String, Value>, Vec<Value>); 3] = Default::default();
+    let mut groups: [(Map<String, Value>, Vec<Value>); 4] = Default::default();
     for prm in params {
         let (Some(name), Some(place)) =
             (prm.get("name").and_then(Value::as_str), prm.get("in").and_then(Value::as_str))
@@ -250,6 +250,7 @@ fn policy(
             "path" => 0,
             "query" => 1,
             "header" => 2,
+            "cookie" => 3,
             _ => continue,
         };
         let Some(schema) = prm.get("schema") else { continue };
@@ -258,7 +259,7 @@ fn policy(
             groups[g].1.push(Value::String(name.to_owned()));
         }
     }
-    let [path_g, query_g, header_g] = groups;
+    let [path_g, query_g, header_g, cookie_g] = groups;
     let object = |(props, required): (Map<String, Value>, Vec<Value>)| {
         let mut o = json!({"type": "object", "properties": props});
         // Draft 4 (OpenAPI 3.0) refuses an empty `required`.
@@ -281,6 +282,13 @@ fn policy(
             object(header_g),
             UnknownFields::Allow,
             ".parameters (header)",
+        )?));
+    }
+    if !cookie_g.0.is_empty() {
+        policy = policy.cookies_schema(ParamSchema::new(compile(
+            object(cookie_g),
+            UnknownFields::Allow,
+            ".parameters (cookie)",
         )?));
     }
     match op.get("requestBody").map(|b| resolve(doc, b)) {

@@ -203,6 +203,7 @@ pub(crate) struct RawRoute {
     pub(crate) query_schema: Option<RawSchema>,
     pub(crate) params_schema: Option<RawSchema>,
     pub(crate) headers_schema: Option<RawSchema>,
+    pub(crate) cookies_schema: Option<RawSchema>,
     pub(crate) content_types: Option<Vec<String>>,
     pub(crate) unknown_fields: Option<String>,
     pub(crate) injection: Option<String>,

@@ -94,6 +94,23 @@ pub(crate) fn head(
         validate(Some(s), &obj, "/headers")?;
         scan(policy.injection, &obj, "/headers", reports)?;
     }
+    if let Some(s) = &policy.cookies {
+        let mut obj = Map::new();
+        for (name, value) in cookies(&parts.headers)? {
+            if s.shapes.get(name).is_none() {
+                continue;
+            }
+            if obj.insert(name.to_owned(), coerce_single(value, s.shapes.get(name))).is_some() {
+                return Err(Finding::one(
+                    RejectionKind::InvalidInput,
+                    Violation::field("/cookies", name, reason::REPEATED_PARAMETER),
+                ));
+            }
+        }
+        let obj = Value::Object(obj);
+        validate(Some(s), &obj, "/cookies")?;
+        scan(policy.injection, &obj, "/cookies", reports)?;
+    }
 
     if !has_body {
         if policy.body_required {
@@ -151,6 +168,27 @@ pub(crate) fn body(
     };
     validate(policy.body.as_ref(), &value, "/body")?;
     scan(policy.injection, &value, "/body", reports)
+}
+
+/// The `name=value` pairs of every `Cookie` field (RFC 6265: `; `
+/// separated, values optionally in double quotes, which are removed).
+fn cookies(headers: &http::HeaderMap) -> Result<Vec<(&str, &str)>, Finding> {
+    let mut out = Vec::new();
+    for v in headers.get_all(http::header::COOKIE) {
+        let Ok(v) = v.to_str() else {
+            return Err(Finding::one(
+                RejectionKind::MalformedInput,
+                Violation::new("/cookies", "", reason::MALFORMED_ENCODING),
+            ));
+        };
+        for pair in v.split(';') {
+            let pair = pair.trim();
+            let Some((name, value)) = pair.split_once('=') else { continue };
+            let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+            out.push((name.trim(), value));
+        }
+    }
+    Ok(out)
 }
 
 fn json_finding(e: JsonError) -> Finding {

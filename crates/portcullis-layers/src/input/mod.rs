@@ -29,7 +29,7 @@
 //!
 //! # Per route ([`InputPolicy`])
 //! Allowed content types; a JSON Schema for the body, the query, the path
-//! parameters and selected headers ([`Schema`], unknown fields refused by
+//! parameters, selected headers and selected cookies ([`Schema`], unknown fields refused by
 //! default, no coercion in bodies, strict string-to-scalar coercion in
 //! parameters); injection detection ([`InjectionMode`]).
 //!
@@ -107,7 +107,7 @@ pub mod reason {
     pub const TOO_MANY_PARAMETERS: &str = "too_many_parameters";
     /// `a[b]=`, or `a[]=` where no array is allowed (C17).
     pub const BRACKET_SYNTAX: &str = "bracket_syntax";
-    /// A parameter given twice where no array is allowed (C17).
+    /// A parameter, header or cookie given twice where no array is allowed (C17).
     pub const REPEATED_PARAMETER: &str = "repeated_parameter";
     /// A field the schema doesn't list (C17).
     pub const UNKNOWN_FIELD: &str = "unknown_field";
@@ -185,6 +185,8 @@ pub struct InputPolicy {
     pub params: Option<ParamSchema>,
     /// The header schema.
     pub headers: Option<ParamSchema>,
+    /// The cookie schema (cookies by name, from `Cookie`).
+    pub cookies: Option<ParamSchema>,
     /// Injection detection.
     pub injection: InjectionMode,
 }
@@ -201,6 +203,7 @@ impl Default for InputPolicy {
             query_schema: None,
             params: None,
             headers: None,
+            cookies: None,
             injection: InjectionMode::Off,
         }
     }
@@ -254,6 +257,12 @@ impl InputPolicy {
     #[must_use]
     pub fn headers_schema(mut self, s: ParamSchema) -> Self {
         self.headers = Some(s);
+        self
+    }
+    /// Validates the cookies this schema names (others pass).
+    #[must_use]
+    pub fn cookies_schema(mut self, s: ParamSchema) -> Self {
+        self.cookies = Some(s);
         self
     }
     /// Sets injection detection.

@@ -316,3 +316,39 @@ async fn c13_streamed_bodies_are_bounded() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "{\"a\":1}");
 }
+
+#[tokio::test]
+async fn c16_cookie_schema() {
+    let cookies = Schema::compile(
+        &json!({
+            "type": "object",
+            "required": ["sid"],
+            "properties": {"sid": {"type": "string", "pattern": "^[a-f0-9]{8}$"}, "n": {"type": "integer"}}
+        }),
+        Dialect::Auto,
+        UnknownFields::Allow,
+    )
+    .unwrap();
+    let layer = InputLayer::new(InputPolicy::default().cookies_schema(ParamSchema::new(cookies)));
+    let with = |c: &'static str| {
+        let mut r = get("/x");
+        r.headers_mut().append("cookie", c.parse().unwrap());
+        r
+    };
+    assert_eq!(call(&layer, with("sid=deadbeef; other=<anything>; n=\"3\"")).await.0, 200);
+    let cases = [
+        ("other=1", ("/cookies/sid", "required")),
+        ("sid=DEADBEEF", ("/cookies/sid", "pattern")),
+        ("sid=deadbeef; n=x", ("/cookies/n", "type")),
+        ("sid=deadbeef; sid=00000000", ("/cookies/sid", "repeated_parameter")),
+    ];
+    for (c, want) in cases {
+        let (s, v, _, _) = call(&layer, with(c)).await;
+        assert_eq!(s, 400, "{c}");
+        assert_eq!(errors(&v)[0], (want.0.to_owned(), want.1.to_owned()), "{c}");
+    }
+    // Two Cookie fields (HTTP/2 splits them) are read together.
+    let mut r = with("n=1");
+    r.headers_mut().append("cookie", "sid=deadbeef".parse().unwrap());
+    assert_eq!(call(&layer, r).await.0, 200);
+}
