@@ -427,3 +427,87 @@ async fn worked_example_of_docs_input_md_against_express() {
     assert_eq!(json(&body), serde_json::json!({"type": "string", "upper": "PORTCULLIS"}));
     assert!(!polluted(app.addr).await);
 }
+
+#[tokio::test]
+async fn c21_c22_openapi_security_is_enforced_with_jwt() {
+    use portcullis_layers::auth::Algorithm;
+    use portcullis_layers::auth::testing::TestKey;
+    let mut up = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let k = TestKey::generate(Algorithm::EdDSA, "k1");
+    std::fs::write(dir.path().join("idp.pem"), &k.public_pem).unwrap();
+    std::fs::write(
+        dir.path().join("api.yaml"),
+        r#"
+openapi: 3.1.0
+info: {title: t, version: "1"}
+security: [{bearer: []}]
+paths:
+  /things:
+    get:
+      security: []
+      responses: {"200": {description: ok}}
+    post:
+      requestBody:
+        required: true
+        content: {application/json: {schema: {type: object, properties: {name: {type: string}}, required: [name]}}}
+      responses: {"200": {description: ok}}
+  /admin/stats:
+    get:
+      security: [{oauth: [admin]}]
+      responses: {"200": {description: ok}}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+    oauth: {type: oauth2, flows: {}}
+"#,
+    )
+    .unwrap();
+    let text = format!(
+        r#"[admin]
+enabled = false
+[server]
+listen = "127.0.0.1:0"
+[upstream]
+url = "http://{}"
+[auth.jwt]
+issuer = "https://idp.test/"
+audience = "api"
+keys = [{{ file = "idp.pem", alg = "EdDSA", kid = "k1" }}]
+[openapi]
+spec = "api.yaml"
+"#,
+        up.addr
+    );
+    let cfg = portcullis_gateway::config::from_str(&text, dir.path(), &|_| None).unwrap();
+    let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let token = |roles: &[&str]| {
+        let claims = serde_json::json!({"sub": "alice", "roles": roles, "iss": "https://idp.test/", "aud": "api", "exp": exp});
+        format!("Bearer {}", k.sign(&claims))
+    };
+    let with = |mut r: Request<Full<Bytes>>, auth: Option<&str>| {
+        if let Some(a) = auth {
+            r.headers_mut().insert("authorization", a.parse().unwrap());
+        }
+        r
+    };
+    let user = token(&["user"]);
+    let admin = token(&["admin"]);
+    // security: [] is public; the document-wide bearer requirement protects the rest.
+    assert_eq!(send(gw.addr, req("GET", "/things", None, "")).await.0.status(), 200);
+    assert_eq!(send(gw.addr, json_post("/things", r#"{"name":"a"}"#)).await.0.status(), 401);
+    // Authentication comes first: an unauthenticated client's invalid body is never read.
+    let (res, body) = send(gw.addr, json_post("/things", r#"{"__proto__":{}}"#)).await;
+    assert_eq!((res.status().as_u16(), json(&body)["code"].as_str()), (401, Some("unauthenticated")));
+    let (res, body) = send(gw.addr, with(json_post("/things", r#"{"nom":"a"}"#), Some(&user))).await;
+    assert_eq!((res.status().as_u16(), errors(&json(&body))[0].1.as_str()), (400, "unknown_field"));
+    assert_eq!(
+        send(gw.addr, with(json_post("/things", r#"{"name":"a"}"#), Some(&user))).await.0.status(),
+        200
+    );
+    assert_eq!(up.seen.recv().await.unwrap().path_and_query, "/things");
+    // OAuth scopes are the roles that admit.
+    assert_eq!(send(gw.addr, with(req("GET", "/admin/stats", None, ""), Some(&user))).await.0.status(), 403);
+    assert_eq!(send(gw.addr, with(req("GET", "/admin/stats", None, ""), Some(&admin))).await.0.status(), 200);
+}

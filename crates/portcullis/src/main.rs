@@ -164,6 +164,8 @@ Compare the two:
   curl -i -H 'Transfer-Encoding: chunked' -H 'Content-Length: 3' -d x http://{gw}/api/echo   # 400: ambiguous framing
   head -c 2000000 /dev/zero | curl -i -H 'Transfer-Encoding: chunked' --data-binary @- http://{gw}/api/echo   # 413
   curl -s -H 'X-Forwarded-For: 6.6.6.6' http://{gw}/api/headers   # the spoofed address is overwritten
+  curl -i -H 'Content-Type: application/json' -d '{{\"__proto__\":{{\"admin\":true}}}}' http://{gw}/api/echo   # 400: prototype pollution
+  curl -i 'http://{gw}/api/headers?a=1&a=2'   # 400: a repeated parameter (Express would make it an array)
 
 Access log (JSON) follows. Ctrl-C stops.
 "
