@@ -511,3 +511,17 @@ spec = "api.yaml"
     assert_eq!(send(gw.addr, with(req("GET", "/admin/stats", None, ""), Some(&user))).await.0.status(), 403);
     assert_eq!(send(gw.addr, with(req("GET", "/admin/stats", None, ""), Some(&admin))).await.0.status(), 200);
 }
+
+#[tokio::test]
+async fn c18_insecure_allow_prototype_keys_is_per_route() {
+    let up = upstream().await;
+    let gw = gateway(
+        up.addr,
+        "[[route]]\npath = \"/f1/**\"\npublic = true\ninsecure_allow_prototype_keys = true\n[[route]]\npath = \"/**\"\npublic = true\n",
+    )
+    .await;
+    let body = r#"{"driver":"Albon","constructor":"Williams"}"#;
+    assert_eq!(send(gw.addr, json_post("/f1/results", body)).await.0.status(), 200);
+    let (res, b) = send(gw.addr, json_post("/other", body)).await;
+    assert_eq!((res.status().as_u16(), json(&b)["code"].as_str()), (400, Some("prototype_pollution")));
+}

@@ -113,6 +113,7 @@ pub(crate) fn validate_defaults(raw: RawInput, p: &mut Problems) -> InputDefault
                 100_000,
                 p,
             ),
+            forbid_prototype_keys: true,
         },
         unknown: unknown_fields(
             "input.unknown_fields",
@@ -205,7 +206,8 @@ pub(crate) fn route_policy(
         || r.cookies_schema.is_some()
         || r.content_types.is_some()
         || r.unknown_fields.is_some()
-        || r.injection.is_some();
+        || r.injection.is_some()
+        || r.insecure_allow_prototype_keys.is_some();
     if !any {
         return None;
     }
@@ -233,6 +235,9 @@ pub(crate) fn route_policy(
         policy = policy.body_schema(s, false);
     }
     policy.body_required = r.body_required.unwrap_or(false);
+    if r.insecure_allow_prototype_keys == Some(true) {
+        policy = policy.insecure_allow_prototype_keys();
+    }
     if let Some(s) =
         r.query_schema.as_ref().and_then(|s| schema(&format!("{at}.query_schema"), s, base, unknown, p))
     {

@@ -207,6 +207,7 @@ pub(crate) struct RawRoute {
     pub(crate) content_types: Option<Vec<String>>,
     pub(crate) unknown_fields: Option<String>,
     pub(crate) injection: Option<String>,
+    pub(crate) insecure_allow_prototype_keys: Option<bool>,
 }
 
 /// A JSON Schema: a file (`.json`, `.yaml`, `.yml`) or an inline table.

@@ -176,6 +176,9 @@ fn input_summary(p: &portcullis_layers::input::InputPolicy) -> String {
         Some(t) => parts.push(format!("bodies {}", t.join(", "))),
         None => {}
     }
+    if !p.json.forbid_prototype_keys {
+        parts.push("PROTOTYPE KEYS ALLOWED (insecure)".to_owned());
+    }
     if p.injection != portcullis_layers::input::InjectionMode::Off {
         parts.push(format!("injection {}", format!("{:?}", p.injection).to_lowercase()));
     }

@@ -265,6 +265,16 @@ impl InputPolicy {
         self.cookies = Some(s);
         self
     }
+    /// Lets `__proto__`, `constructor` and `prototype` through as keys of
+    /// JSON bodies, query strings and forms. Insecure: only for an upstream
+    /// whose fields really have these names and that never merges request
+    /// data into objects (C18).
+    #[must_use]
+    pub fn insecure_allow_prototype_keys(mut self) -> Self {
+        self.json.forbid_prototype_keys = false;
+        self.query.forbid_prototype_keys = false;
+        self
+    }
     /// Sets injection detection.
     #[must_use]
     pub fn injection(mut self, m: InjectionMode) -> Self {

@@ -16,11 +16,13 @@ use crate::rejection::{RejectionKind, Violation};
 pub struct QueryLimits {
     /// Most `name=value` pairs (qs' `parameterLimit` is 1000; Portcullis is stricter).
     pub max_params: usize,
+    /// Refuse prototype keys in names (C18).
+    pub forbid_prototype_keys: bool,
 }
 
 impl Default for QueryLimits {
     fn default() -> Self {
-        QueryLimits { max_params: 100 }
+        QueryLimits { max_params: 100, forbid_prototype_keys: true }
     }
 }
 
@@ -56,7 +58,7 @@ pub(crate) fn parse(raw: &[u8], limits: &QueryLimits, root: &'static str) -> Res
         };
         let key = decode(k).ok_or_else(|| bad(None))?;
         let value = decode(v).ok_or_else(|| bad(Some(&key)))?;
-        if key.split(['[', ']', '.']).any(is_prototype_key) {
+        if limits.forbid_prototype_keys && key.split(['[', ']', '.']).any(is_prototype_key) {
             return Err(Finding::one(
                 RejectionKind::PrototypePollution,
                 Violation::field(root, &key, reason::PROTOTYPE_KEY),

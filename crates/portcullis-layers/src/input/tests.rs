@@ -352,3 +352,17 @@ async fn c16_cookie_schema() {
     r.headers_mut().append("cookie", "sid=deadbeef".parse().unwrap());
     assert_eq!(call(&layer, r).await.0, 200);
 }
+
+#[tokio::test]
+async fn c18_prototype_keys_can_be_allowed_insecurely_per_policy() {
+    let open = InputLayer::new(InputPolicy::default().insecure_allow_prototype_keys());
+    let body = r#"{"constructor":"Williams","team":{"prototype":"FW47"}}"#;
+    let (s, _, bytes, _) = call(&open, post("/x", "application/json", body)).await;
+    assert_eq!((s.as_u16(), &bytes[..]), (200, body.as_bytes()));
+    assert_eq!(call(&open, get("/x?constructor=Williams")).await.0, 200);
+    // Everything else still holds.
+    assert_eq!(call(&open, post("/x", "application/json", r#"{"a":1,"a":2}"#)).await.0, 400);
+    assert_eq!(call(&open, get("/x?a=1&a=2")).await.0, 400);
+    let closed = InputLayer::new(InputPolicy::default());
+    assert_eq!(call(&closed, post("/x", "application/json", body)).await.0, 400);
+}
