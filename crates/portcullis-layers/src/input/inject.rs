@@ -93,8 +93,21 @@ fn normalise(s: &str) -> String {
     out
 }
 
-fn words_after(s: &str, at: usize) -> impl Iterator<Item = &str> {
-    s[at..].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '@')).filter(|w| !w.is_empty())
+/// At most `WINDOW` bytes of `s` from `at` (on a char boundary): every
+/// look-ahead is bounded, so a value full of quotes, semicolons or
+/// `union`s costs linear time, not quadratic.
+const WINDOW: usize = 64;
+
+fn window(s: &str, at: usize) -> &str {
+    let mut end = (at + WINDOW).min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    if at >= end { "" } else { &s[at..end] }
+}
+
+fn words(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '@')).filter(|w| !w.is_empty())
 }
 
 fn sql(s: &str) -> bool {
@@ -103,15 +116,22 @@ fn sql(s: &str) -> bool {
         "shutdown", "declare",
     ];
     // A quote followed by SQL: ' or 1=1, ' union select, '; drop, ' --, ')--
+    let singles = s.bytes().filter(|b| *b == b'\'').count();
+    let doubles = s.bytes().filter(|b| *b == b'"').count();
     for (i, q) in s.match_indices(['\'', '"']) {
-        let rest = s[i + 1..].trim_start_matches([')', ' ']);
+        let ahead = window(s, i + 1);
+        let rest = ahead.trim_start_matches([')', ' ']);
         // A comment or statement end right after a quote that leaves the
         // quotes unbalanced: admin'--, admin' #, x'; ... (not `"hi" --`).
-        let unbalanced = s.matches(q).count() % 2 == 1;
+        let unbalanced = if q == "'" { singles % 2 == 1 } else { doubles % 2 == 1 };
         if unbalanced && (rest.starts_with("--") || rest.starts_with('#') || rest.starts_with(';')) {
             return true;
         }
-        let mut w = words_after(s, i + 1);
+        // Every rule below needs a keyword right after the quote.
+        if !rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            continue;
+        }
+        let mut w = words(rest);
         match (w.next(), w.next()) {
             (Some("or" | "and" | "having"), Some(_)) if tautology_like(rest) => return true,
             (Some("union"), Some("select" | "all")) => return true,
@@ -124,7 +144,7 @@ fn sql(s: &str) -> bool {
     }
     // UNION [ALL] SELECT anywhere.
     for (i, _) in s.match_indices("union") {
-        let mut w = words_after(s, i + 5);
+        let mut w = words(window(s, i + 5));
         if let Some(n) = w.next()
             && (n == "select" || (n == "all" && w.next() == Some("select")))
         {
@@ -133,10 +153,14 @@ fn sql(s: &str) -> bool {
     }
     // Stacked statements: ; DROP TABLE ...
     for (i, _) in s.match_indices(';') {
-        let mut w = words_after(s, i + 1);
+        let ahead = window(s, i + 1).trim_start();
+        if !ahead.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            continue;
+        }
+        let mut w = words(ahead);
         if let (Some(kw), Some(_)) = (w.next(), w.next())
             && STMT.contains(&kw)
-            && s[i + 1..].trim_start().starts_with(kw)
+            && ahead.starts_with(kw)
         {
             return true;
         }
@@ -144,7 +168,7 @@ fn sql(s: &str) -> bool {
     // Numeric tautologies: 1 or 1=1, 1) or (1=1
     for kw in [" or ", " and ", ")or(", ") or ("] {
         for (i, _) in s.match_indices(kw) {
-            if tautology_like(&s[i + kw.len()..]) {
+            if tautology_like(window(s, i + kw.len())) {
                 return true;
             }
         }
@@ -187,9 +211,22 @@ fn tautology_like(rest: &str) -> bool {
 }
 
 fn xss(s: &str) -> bool {
-    const TAGS: &[&str] = &[
-        "script", "iframe", "frame", "object", "embed", "svg", "math", "base", "link", "meta", "style",
-        "applet", "form", "template", "xss",
+    const TAGS: &[&[u8]] = &[
+        b"script",
+        b"iframe",
+        b"frame",
+        b"object",
+        b"embed",
+        b"svg",
+        b"math",
+        b"base",
+        b"link",
+        b"meta",
+        b"style",
+        b"applet",
+        b"form",
+        b"template",
+        b"xss",
     ];
     // A script URL scheme, anywhere (href=javascript:..., or the whole value).
     let compact: String = s.chars().filter(|c| *c != ' ').collect();
@@ -198,38 +235,56 @@ fn xss(s: &str) -> bool {
             return true;
         }
     }
-    for (i, _) in s.match_indices('<') {
-        let rest = s[i + 1..].trim_start_matches('/');
-        let name_len = rest.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(rest.len());
-        if name_len == 0 {
-            continue;
-        }
-        let name = &rest[..name_len];
-        let after = rest[name_len..].chars().next();
-        // "<script>" and "<script src=..>"; not "<scripting" or "a<b".
-        let is_tag = matches!(after, None | Some(' ' | '>' | '/' | '\t'));
-        if TAGS.contains(&name) && is_tag {
-            return true;
-        }
-        // An event handler attribute inside this tag: <img src=x onerror=...>
-        if is_tag {
-            let tag_end = rest.find('>').unwrap_or(rest.len());
-            let inside = &rest[name_len..tag_end];
-            for (j, _) in inside.match_indices("on") {
-                let before = inside[..j].chars().last();
-                let attr = &inside[j + 2..];
-                let alpha = attr.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(attr.len());
-                if matches!(before, Some(' ' | '/' | '"' | '\''))
-                    && alpha > 0
-                    && attr[alpha..].trim_start().starts_with('=')
-                {
+    // One pass: tags that run script, and event-handler attributes,
+    // `srcdoc` or `expression(` inside any tag (<img src=x onerror=...>).
+    let b = s.as_bytes();
+    let mut in_tag = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'<' => {
+                let mut j = i + 1;
+                while b.get(j) == Some(&b'/') {
+                    j += 1;
+                }
+                let start = j;
+                while b.get(j).is_some_and(u8::is_ascii_alphanumeric) {
+                    j += 1;
+                }
+                // "<script>" and "<script src=..>"; not "<scripting" or "a<b".
+                if j > start && matches!(b.get(j), None | Some(b' ' | b'>' | b'/')) {
+                    if TAGS.contains(&&b[start..j]) {
+                        return true;
+                    }
+                    in_tag = true;
+                }
+                i = j.max(i + 1);
+                continue;
+            }
+            b'>' => in_tag = false,
+            b'o' if in_tag
+                && i > 0
+                && matches!(b[i - 1], b' ' | b'/' | b'"' | b'\'')
+                && b.get(i + 1) == Some(&b'n') =>
+            {
+                let mut k = i + 2;
+                while b.get(k).is_some_and(u8::is_ascii_alphabetic) {
+                    k += 1;
+                }
+                let mut m = k;
+                while b.get(m) == Some(&b' ') {
+                    m += 1;
+                }
+                if k > i + 2 && b.get(m) == Some(&b'=') {
                     return true;
                 }
             }
-            if inside.contains("srcdoc") || inside.contains("expression(") {
+            _ if in_tag && (b[i..].starts_with(b"srcdoc") || b[i..].starts_with(b"expression(")) => {
                 return true;
             }
+            _ => {}
         }
+        i += 1;
     }
     false
 }
@@ -341,6 +396,19 @@ mod tests {
     fn c20_benign_corpus() {
         for p in BENIGN {
             assert_eq!(detect(p), None, "false positive: {p}");
+        }
+    }
+
+    #[test]
+    fn c20_adversarial_inputs_run_in_linear_time() {
+        // Each of these took quadratic time in a first version (a scan to
+        // the end of the value per quote, `<`, `;` or `union`): at 64 KiB
+        // that is tens of seconds per value; linear, well under one. No
+        // timing is asserted: a regression shows as a test that crawls.
+        let n = 64 * 1024;
+        for unit in ["'", "\"", "<a ", "<a o", ";", "union", " or ", "((((", "' or ", "<a x='"] {
+            let v = unit.repeat(n / unit.len());
+            let _ = detect(&v);
         }
     }
 
