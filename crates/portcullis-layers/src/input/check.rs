@@ -46,32 +46,32 @@ pub(crate) fn head(
     } else if let Some(s) = &policy.query_schema {
         validate(Some(s), &Value::Object(Map::new()), "/query")?;
     }
-    if let Some(s) = &policy.params {
+    if policy.params.is_some() || policy.injection != InjectionMode::Off {
         let mut obj = Map::new();
-        if let Some(m) = matched {
-            for (name, value) in m.params() {
-                let Some(value) = value else {
+        for (name, value) in matched.into_iter().flat_map(MatchedRoute::params) {
+            match value {
+                Some(v) => {
+                    let shape = policy.params.as_ref().and_then(|s| s.shapes.get(name));
+                    obj.insert(name.to_owned(), coerce_single(v, shape));
+                }
+                // Not UTF-8 once decoded: a schema can't judge it.
+                None if policy.params.is_some() => {
                     return Err(Finding::one(
                         RejectionKind::MalformedInput,
                         Violation::field("/params", name, reason::MALFORMED_ENCODING),
                     ));
-                };
-                obj.insert(name.to_owned(), coerce_single(value, s.shapes.get(name)));
+                }
+                None => {}
             }
         }
         let obj = Value::Object(obj);
-        validate(Some(s), &obj, "/params")?;
+        validate(policy.params.as_ref(), &obj, "/params")?;
         scan(policy.injection, &obj, "/params", reports)?;
-    } else if policy.injection != InjectionMode::Off
-        && let Some(m) = matched
-    {
-        let obj: Map<String, Value> =
-            m.params().filter_map(|(n, v)| Some((n.to_owned(), Value::String(v?.to_owned())))).collect();
-        scan(policy.injection, &Value::Object(obj), "/params", reports)?;
     }
     if let Some(s) = &policy.headers {
         let mut obj = Map::new();
-        for name in s.shapes.names() {
+        // The schema's own spelling of each name; the lookup ignores case.
+        for name in s.property_names() {
             let mut values = parts.headers.get_all(name).iter();
             let Some(v) = values.next() else { continue };
             if values.next().is_some() {
@@ -88,9 +88,7 @@ pub(crate) fn head(
             };
             obj.insert(name.to_owned(), coerce_single(v, s.shapes.get(name)));
         }
-        // Property names are matched case-insensitively: give the schema
-        // the spelling it uses.
-        let obj = Value::Object(respell(obj, s));
+        let obj = Value::Object(obj);
         validate(Some(s), &obj, "/headers")?;
         scan(policy.injection, &obj, "/headers", reports)?;
     }
@@ -212,21 +210,6 @@ fn validate(schema: Option<&ParamSchema>, value: &Value, root: &str) -> Result<(
     } else {
         Err(Finding { kind: RejectionKind::InvalidInput, violations })
     }
-}
-
-fn respell(obj: Map<String, Value>, s: &ParamSchema) -> Map<String, Value> {
-    let names: Vec<&str> = s
-        .schema
-        .document()
-        .get("properties")
-        .and_then(Value::as_object)
-        .map_or_else(Vec::new, |p| p.keys().map(String::as_str).collect());
-    obj.into_iter()
-        .map(|(k, v)| {
-            let spelled = names.iter().find(|n| n.eq_ignore_ascii_case(&k)).map_or(k, |n| (*n).to_owned());
-            (spelled, v)
-        })
-        .collect()
 }
 
 /// Scans every string (values and keys) for injection payloads.

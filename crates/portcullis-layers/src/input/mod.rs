@@ -160,6 +160,17 @@ impl ParamSchema {
         let shapes = Shapes::of_schema(schema.document(), true);
         ParamSchema { schema: Arc::new(schema), shapes }
     }
+
+    /// The names of the schema's `properties` (behind a root `$ref` too), as
+    /// the schema spells them.
+    fn property_names(&self) -> impl Iterator<Item = &str> {
+        let doc = self.schema.document();
+        shape::resolve(doc, doc)
+            .get("properties")
+            .and_then(serde_json::Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.keys().map(String::as_str))
+    }
 }
 
 /// The input policy of one route (or the default of every route).

@@ -89,11 +89,6 @@ impl Shapes {
         if self.fold_case { self.by_name.get(&name.to_ascii_lowercase()) } else { self.by_name.get(name) }
     }
 
-    /// The property names.
-    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
-    }
-
     /// Reads `properties` of an object schema (following local `$ref`s).
     pub(crate) fn of_schema(root: &Value, fold_case: bool) -> Shapes {
         let mut out = Shapes { by_name: HashMap::new(), fold_case };
