@@ -90,7 +90,6 @@ pub(crate) fn load(
         p.push("openapi.base_path", "must start with /");
         return None;
     }
-    let components = doc.get("components").cloned().unwrap_or_else(|| json!({}));
     let global_security = doc.get("security").cloned();
     let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
         p.push(at("paths"), "missing or not an object");
@@ -99,7 +98,8 @@ pub(crate) fn load(
     let mut out = Vec::new();
     for (path, item) in paths {
         let item = resolve(&doc, item);
-        let shared_params = item.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
+        let shared_params =
+            item.get("parameters").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         for m in METHODS {
             let Some(op) = item.get(*m) else { continue };
             let loc = format!("paths.{path}.{m}");
@@ -128,9 +128,10 @@ pub(crate) fn load(
                     "a bearer-protected operation needs [auth.jwt] to admit anyone",
                 );
             }
-            let op_params = op.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
-            let policy = match policy(&doc, &components, &shared_params, &op_params, op, dialect, d, max_body)
-            {
+            let own_params =
+                op.get("parameters").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let raw_params: Vec<&Value> = shared_params.iter().chain(own_params).collect();
+            let policy = match policy(&doc, &raw_params, op, dialect, d, max_body) {
                 Ok(pol) => pol,
                 Err((where_, e)) => {
                     p.push(at(&format!("{loc}{where_}")), e);
@@ -213,17 +214,19 @@ fn access(doc: &Value, security: Option<&Value>) -> Result<Access, String> {
 
 type Located = (String, String);
 
-#[allow(clippy::too_many_arguments)]
+/// The input policy of one operation. `raw_params`: the path item's
+/// parameters, then the operation's (maybe `$ref`s).
 fn policy(
     doc: &Value,
-    components: &Value,
-    shared: &[Value],
-    own: &[Value],
+    raw_params: &[&Value],
     op: &Value,
     dialect: Dialect,
     d: &InputDefaults,
     max_body: u64,
 ) -> Result<InputPolicy, Located> {
+    // Each compiled schema carries the document's components, so that
+    // `#/components/...` references resolve inside it.
+    let components = doc.get("components").cloned().unwrap_or_else(|| json!({}));
     let compile = |schema: Value, unknown: UnknownFields, where_: &str| {
         let mut s = schema;
         if let Value::Object(m) = &mut s {
@@ -233,7 +236,7 @@ fn policy(
     };
     // Operation parameters override path-item ones with the same name and place.
     let mut params: Vec<&Value> = Vec::new();
-    for raw in shared.iter().chain(own) {
+    for raw in raw_params {
         let prm = resolve(doc, raw);
         let key = (prm.get("name"), prm.get("in"));
         params.retain(|q| (q.get("name"), q.get("in")) != key);
