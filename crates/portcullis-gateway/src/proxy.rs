@@ -182,11 +182,7 @@ impl Proxy {
         *up.version_mut() = Version::HTTP_11;
         *up.headers_mut() = headers;
 
-        let client_fault = || match outcome.as_ref().and_then(BodyOutcome::get) {
-            Some(BodyLimitError::TooLarge) => Some(RejectionKind::BodyTooLarge),
-            Some(BodyLimitError::Timeout) => Some(RejectionKind::RequestTimeout),
-            None => None,
-        };
+        let client_fault = || outcome.as_ref().and_then(BodyOutcome::get).map(BodyLimitError::rejection);
         let id_str = id.as_ref().map(RequestId::as_str).unwrap_or("");
         let mut res = match tokio::time::timeout(self.target.deadline, self.client.request(up)).await {
             Err(_) => {

@@ -167,12 +167,9 @@ where
         Err(e) => Err(if e.is::<LengthLimitError>() {
             RejectionKind::BodyTooLarge
         } else {
-            match e.downcast_ref::<BodyLimitError>() {
-                Some(BodyLimitError::TooLarge) => RejectionKind::BodyTooLarge,
-                Some(BodyLimitError::Timeout) => RejectionKind::RequestTimeout,
-                // The client went away or sent a broken body.
-                None => RejectionKind::MalformedInput,
-            }
+            // The client went away or sent a broken body, unless the limit
+            // layer in front of us cut it.
+            e.downcast_ref::<BodyLimitError>().map_or(RejectionKind::MalformedInput, |l| l.rejection())
         }),
     }
 }

@@ -31,6 +31,16 @@ impl std::fmt::Display for BodyLimitError {
 
 impl std::error::Error for BodyLimitError {}
 
+impl BodyLimitError {
+    /// The refusal this client fault is answered with: 413 or 408.
+    pub const fn rejection(self) -> crate::rejection::RejectionKind {
+        match self {
+            BodyLimitError::TooLarge => crate::rejection::RejectionKind::BodyTooLarge,
+            BodyLimitError::Timeout => crate::rejection::RejectionKind::RequestTimeout,
+        }
+    }
+}
+
 /// Shared record of how a limited body ended, readable after the body is gone.
 #[derive(Clone, Debug, Default)]
 pub struct BodyOutcome(Arc<AtomicU8>);
