@@ -48,12 +48,7 @@ fn bounded(at: &str, v: Option<u64>, default: usize, max: u64, p: &mut Problems)
     }
 }
 
-pub(crate) fn injection_mode(
-    at: &str,
-    raw: Option<&str>,
-    default: InjectionMode,
-    p: &mut Problems,
-) -> InjectionMode {
+fn injection_mode(at: &str, raw: Option<&str>, default: InjectionMode, p: &mut Problems) -> InjectionMode {
     match raw {
         None => default,
         Some("off") => InjectionMode::Off,
@@ -66,12 +61,7 @@ pub(crate) fn injection_mode(
     }
 }
 
-pub(crate) fn unknown_fields(
-    at: &str,
-    raw: Option<&str>,
-    default: UnknownFields,
-    p: &mut Problems,
-) -> UnknownFields {
+fn unknown_fields(at: &str, raw: Option<&str>, default: UnknownFields, p: &mut Problems) -> UnknownFields {
     match raw {
         None => default,
         Some("reject") => UnknownFields::Reject,
