@@ -57,8 +57,10 @@ pub struct AccessLog<S> {
 struct Record {
     start: Instant,
     method: Method,
-    client_ip: String,
-    request_id: String,
+    // Kept as values (an address, a reference-counted id), formatted only
+    // when the line is written: nothing is allocated for a filtered log.
+    client_ip: Option<std::net::IpAddr>,
+    request_id: Option<RequestId>,
     version: http::Version,
     status: u16,
     path: Option<String>,
@@ -82,8 +84,8 @@ impl Drop for Record {
             status = self.status,
             latency_ms = (latency_ms * 1000.0).round() / 1000.0,
             bytes = self.bytes,
-            client_ip = self.client_ip.as_str(),
-            request_id = self.request_id.as_str(),
+            client_ip = %self.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            request_id = self.request_id.as_ref().map_or("", RequestId::as_str),
             version = ?self.version,
             reason = self.reason.unwrap_or(""),
             completed = self.completed.get(),
@@ -108,12 +110,8 @@ where
         let record = Record {
             start: Instant::now(),
             method: req.method().clone(),
-            client_ip: req.extensions().get::<ClientInfo>().map(|c| c.ip.to_string()).unwrap_or_default(),
-            request_id: req
-                .extensions()
-                .get::<RequestId>()
-                .map(|r| r.as_str().to_owned())
-                .unwrap_or_default(),
+            client_ip: req.extensions().get::<ClientInfo>().map(|c| c.ip),
+            request_id: req.extensions().get::<RequestId>().cloned(),
             version: req.version(),
             status: 0,
             path: None,

@@ -26,7 +26,9 @@ use crate::config::UpstreamConfig;
 /// The proxy service at the core of the stack.
 #[derive(Clone)]
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
+    // Behind an `Arc`: the service is cloned per request, the pool's
+    // handles only once.
+    client: Arc<Client<HttpConnector, Body>>,
     target: Arc<Target>,
 }
 
@@ -73,7 +75,7 @@ impl Proxy {
                 .collect(),
             protected: Vec::new(),
         };
-        Proxy { client, target: Arc::new(target) }
+        Proxy { client: Arc::new(client), target: Arc::new(target) }
     }
 
     /// Protects these request headers from removal through `Connection`.
@@ -148,8 +150,8 @@ impl Proxy {
         headers.remove(header::EXPECT);
         // Method overrides would let a request routed as one method run as
         // another upstream (Express `method-override`, C21).
-        for name in METHOD_OVERRIDE {
-            headers.remove(*name);
+        for name in &METHOD_OVERRIDE {
+            headers.remove(name);
         }
         join_cookies(&mut headers);
         set_forwarding_headers(&mut headers, &peer, &client, host.as_ref());
@@ -165,8 +167,17 @@ impl Proxy {
             headers.insert(n.clone(), v.clone());
         }
 
-        let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let path_and_query = format!("{}{}", self.target.base_path, pq);
+        let path_and_query = match (self.target.base_path.as_str(), parts.uri.path_and_query()) {
+            // Shared, not copied, when there is no base path to prepend.
+            ("", Some(pq)) => pq.clone(),
+            (base, pq) => {
+                let pq = pq.map_or("/", |pq| pq.as_str());
+                match http::uri::PathAndQuery::try_from(format!("{base}{pq}")) {
+                    Ok(pq) => pq,
+                    Err(_) => return reject(RejectionKind::InvalidPath),
+                }
+            }
+        };
         let uri = match Uri::builder()
             .scheme(self.target.scheme.clone())
             .authority(self.target.authority.clone())
@@ -232,7 +243,11 @@ impl Proxy {
 }
 
 /// Headers that frameworks read as "the real method".
-const METHOD_OVERRIDE: &[&str] = &["x-http-method-override", "x-http-method", "x-method-override"];
+const METHOD_OVERRIDE: [http::HeaderName; 3] = [
+    http::HeaderName::from_static("x-http-method-override"),
+    http::HeaderName::from_static("x-http-method"),
+    http::HeaderName::from_static("x-method-override"),
+];
 
 /// HTTP/2 may split `Cookie` into several fields; HTTP/1.1 needs one.
 fn join_cookies(headers: &mut http::HeaderMap) {

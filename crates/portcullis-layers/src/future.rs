@@ -75,3 +75,38 @@ where
         }
     }
 }
+
+/// A boxed response future, for the paths that await something of their
+/// own (a store, a key fetch) before calling the inner service.
+pub type BoxResponseFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+
+pin_project! {
+    /// The request path's common case unboxed, the rare one boxed.
+    ///
+    /// A layer that decides synchronously (no token to verify, a cached
+    /// token, an in-process rate-limit store) returns `Fast` and costs no
+    /// allocation; only a layer that must await first boxes its future
+    /// (docs/performance.md).
+    #[project = FastOrBoxedProj]
+    #[allow(missing_docs)]
+    pub enum FastOrBoxed<F, B, E> {
+        /// Decided here: forwarded to the inner service or answered.
+        Fast { #[pin] fut: F },
+        /// Awaits something first.
+        Boxed { fut: BoxResponseFuture<B, E> },
+    }
+}
+
+impl<F, B, E> Future for FastOrBoxed<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            FastOrBoxedProj::Fast { fut } => fut.poll(cx),
+            FastOrBoxedProj::Boxed { fut } => fut.as_mut().poll(cx),
+        }
+    }
+}

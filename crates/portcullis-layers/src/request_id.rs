@@ -1,7 +1,6 @@
 //! Request ids (C30): accepted from trusted proxies, generated otherwise,
 //! returned to the client and forwarded upstream.
 
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response};
@@ -15,17 +14,54 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 /// Longest request id accepted from a trusted proxy.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// A validated request id: 1 to 128 characters of `[A-Za-z0-9._:-]`.
+/// A validated request id: 1 to 128 characters of `[A-Za-z0-9._:-]`. Held
+/// as the header value only (cloning it is a reference-count increment).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestId(Arc<str>, HeaderValue);
+pub struct RequestId(HeaderValue);
+
+/// Random bytes for request ids, drawn from the operating system 4 KiB at a
+/// time: one `getrandom` call per 256 ids instead of one per request
+/// (docs/performance.md). The ids are correlation handles, not secrets; the
+/// bytes are still the system CSPRNG's.
+struct RandomPool {
+    buf: [u8; 4096],
+    used: usize,
+}
+
+thread_local! {
+    static RANDOM: std::cell::RefCell<RandomPool> =
+        const { std::cell::RefCell::new(RandomPool { buf: [0; 4096], used: 4096 }) };
+}
+
+fn random_16() -> [u8; 16] {
+    RANDOM.with(|cell| {
+        let mut pool = cell.borrow_mut();
+        if pool.used + 16 > pool.buf.len() {
+            if getrandom::fill(&mut pool.buf).is_err() {
+                // No system randomness (never seen on Linux): fall back to
+                // the uuid crate, which asks the same source per id.
+                return *uuid::Uuid::new_v4().as_bytes();
+            }
+            pool.used = 0;
+        }
+        let mut out = [0u8; 16];
+        let at = pool.used;
+        out.copy_from_slice(&pool.buf[at..at + 16]);
+        // Used bytes are wiped so no later read of the buffer sees them.
+        pool.buf[at..at + 16].fill(0);
+        pool.used += 16;
+        out
+    })
+}
 
 impl RequestId {
     /// A fresh random (UUID v4) id.
     pub fn new_random() -> Self {
-        let s = uuid::Uuid::new_v4().hyphenated().to_string();
+        let uuid = uuid::Builder::from_random_bytes(random_16()).into_uuid();
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let s = uuid.hyphenated().encode_lower(&mut text);
         // A hyphenated UUID is always a valid header value.
-        let hv = HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-        RequestId(s.into(), hv)
+        RequestId(HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid")))
     }
 
     /// Accepts an id from a header when it has the allowed shape.
@@ -37,18 +73,18 @@ impl RequestId {
         if !bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')) {
             return None;
         }
-        let s = std::str::from_utf8(bytes).ok()?;
-        Some(RequestId(s.into(), value.clone()))
+        Some(RequestId(value.clone()))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII is ever admitted (`parse`, `new_random`).
+        self.0.to_str().unwrap_or("")
     }
 
     /// The id as a header value.
     pub fn header_value(&self) -> &HeaderValue {
-        &self.1
+        &self.0
     }
 }
 
@@ -107,7 +143,7 @@ where
 
 impl<B> crate::future::ResponseMapper<B> for RequestId {
     fn map(self, res: &mut Response<B>) {
-        res.headers_mut().insert(REQUEST_ID_HEADER, self.1);
+        res.headers_mut().insert(REQUEST_ID_HEADER, self.0);
     }
 }
 
@@ -151,5 +187,19 @@ mod tests {
     fn generated_ids_are_unique() {
         assert_ne!(RequestId::new_random(), RequestId::new_random());
         assert_eq!(RequestId::new_random().as_str().len(), 36);
+    }
+
+    #[test]
+    fn c30_generated_ids_are_version_4_and_distinct_across_pool_refills() {
+        // 1000 ids span four refills of the 256-id random pool.
+        let ids: Vec<RequestId> = (0..1000).map(|_| RequestId::new_random()).collect();
+        let distinct: std::collections::HashSet<&str> = ids.iter().map(RequestId::as_str).collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids {
+            let u = uuid::Uuid::parse_str(id.as_str()).unwrap();
+            assert_eq!(u.get_version_num(), 4, "{}", id.as_str());
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+            assert!(RequestId::parse(id.header_value()).is_some());
+        }
     }
 }

@@ -1,5 +1,3 @@
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -8,6 +6,7 @@ use http::{HeaderValue, Request, Response, header};
 use tower::{Layer, Service};
 
 use super::{Bearer, IdentityHeaders, Verifier, bearer};
+use crate::future::{FastOrBoxed, OrReject};
 use crate::rejection::{Rejection, RejectionKind};
 use crate::request_id::RequestId;
 use crate::route::{Access, Authz, MatchedRoute};
@@ -61,8 +60,6 @@ pub struct AuthService<S> {
     auth: Arc<Inner>,
 }
 
-type BoxFut<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
-
 fn refuse<B: From<Bytes>>(
     kind: RejectionKind,
     id: Option<&RequestId>,
@@ -71,6 +68,85 @@ fn refuse<B: From<Bytes>>(
     let mut res: Response<B> = Rejection::new(kind).into_response(id);
     res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     res
+}
+
+/// What the request carried, read before any verification.
+struct Presented {
+    access: Access,
+    /// `None`: no bearer token; `Some(Err)`: a malformed Authorization header.
+    token: Option<Result<String, ()>>,
+}
+
+impl Inner {
+    /// Strips client-sent identity headers and the token (unless it is
+    /// forwarded), and reads the route's access rule.
+    fn present<B>(&self, req: &mut Request<B>) -> Presented {
+        self.headers.strip(req.headers_mut());
+        let access = match req.extensions().get::<MatchedRoute>() {
+            Some(m) => m.access().clone(),
+            None => Access::Protected(Authz::default()),
+        };
+        let token = match bearer(req.headers()) {
+            Bearer::Token(t) => Some(Ok(t.to_owned())),
+            Bearer::Invalid => Some(Err(())),
+            Bearer::Absent => None,
+        };
+        if !self.forward_token && token.is_some() {
+            req.headers_mut().remove(header::AUTHORIZATION);
+        }
+        Presented { access, token }
+    }
+
+    /// The decision once the token is verified (`verified` is `None` when
+    /// nothing was verified): the request goes on with the identity set, or
+    /// the refusal.
+    fn decide<B, ResBody: From<Bytes>>(
+        &self,
+        req: &mut Request<B>,
+        p: Presented,
+        verified: Option<Result<Arc<super::Identity>, super::TokenError>>,
+    ) -> Result<(), Response<ResBody>> {
+        let id = req.extensions().get::<RequestId>();
+        if let Access::Protected(rule) = &p.access {
+            let identity = match (p.token, verified) {
+                (None, _) => {
+                    return Err(refuse(RejectionKind::Unauthenticated, id, "Bearer"));
+                }
+                (Some(_), Some(Ok(identity))) => identity,
+                (Some(_), verified) => {
+                    let reason = match verified {
+                        Some(Err(e)) => e.as_str(),
+                        _ => "malformed Authorization header",
+                    };
+                    tracing::info!(
+                        target: "portcullis::auth",
+                        request_id = id.map(RequestId::as_str),
+                        reason,
+                        "bearer token refused"
+                    );
+                    return Err(refuse(RejectionKind::InvalidToken, id, "Bearer error=\"invalid_token\""));
+                }
+            };
+            let admitted = match req.extensions().get::<MatchedRoute>() {
+                Some(m) => rule.admits(&identity.subject, &identity.roles, m),
+                None => rule.roles.is_empty() && rule.owner.is_none(),
+            };
+            if !admitted {
+                tracing::info!(
+                    target: "portcullis::auth",
+                    request_id = id.map(RequestId::as_str),
+                    "identity lacks the route's role or ownership"
+                );
+                return Err(refuse(RejectionKind::Forbidden, id, "Bearer error=\"insufficient_scope\""));
+            }
+            self.headers.apply(req.headers_mut(), &identity);
+            req.extensions_mut().insert(identity);
+        } else if let Some(Ok(identity)) = verified {
+            self.headers.apply(req.headers_mut(), &identity);
+            req.extensions_mut().insert(identity);
+        }
+        Ok(())
+    }
 }
 
 impl<S, B, ResBody> Service<Request<B>> for AuthService<S>
@@ -82,83 +158,45 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = BoxFut<S::Response, S::Error>;
+    type Future = FastOrBoxed<OrReject<S::Future, ResBody>, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let auth = self.auth.clone();
-        // Take the ready inner service; leave a clone for the next call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            auth.headers.strip(req.headers_mut());
-            let access = match req.extensions().get::<MatchedRoute>() {
-                Some(m) => m.access().clone(),
-                None => Access::Protected(Authz::default()),
-            };
-            let token = match bearer(req.headers()) {
-                Bearer::Token(t) => Some(Ok(t.to_owned())),
-                Bearer::Invalid => Some(Err(())),
-                Bearer::Absent => None,
-            };
-            if !auth.forward_token && token.is_some() {
-                req.headers_mut().remove(header::AUTHORIZATION);
-            }
-            let id = req.extensions().get::<RequestId>().cloned();
-            let verified = match (&token, &auth.verifier) {
-                (Some(Ok(t)), Some(v)) => Some(v.verify(t).await),
-                _ => None,
-            };
-            if let Access::Protected(rule) = &access {
-                let identity = match (token, verified) {
-                    (None, _) => {
-                        return Ok(refuse(RejectionKind::Unauthenticated, id.as_ref(), "Bearer"));
-                    }
-                    (Some(_), Some(Ok(identity))) => identity,
-                    (Some(_), verified) => {
-                        let reason = match verified {
-                            Some(Err(e)) => e.as_str(),
-                            _ => "malformed Authorization header",
-                        };
-                        tracing::info!(
-                            target: "portcullis::auth",
-                            request_id = id.as_ref().map(RequestId::as_str),
-                            reason,
-                            "bearer token refused"
-                        );
-                        return Ok(refuse(
-                            RejectionKind::InvalidToken,
-                            id.as_ref(),
-                            "Bearer error=\"invalid_token\"",
-                        ));
-                    }
-                };
-                let admitted = match req.extensions().get::<MatchedRoute>() {
-                    Some(m) => rule.admits(&identity.subject, &identity.roles, m),
-                    None => rule.roles.is_empty() && rule.owner.is_none(),
-                };
-                if !admitted {
-                    tracing::info!(
-                        target: "portcullis::auth",
-                        request_id = id.as_ref().map(RequestId::as_str),
-                        "identity lacks the route's role or ownership"
-                    );
-                    return Ok(refuse(
-                        RejectionKind::Forbidden,
-                        id.as_ref(),
-                        "Bearer error=\"insufficient_scope\"",
-                    ));
+        let presented = self.auth.present(&mut req);
+        // Decided now when there is nothing to verify or the token is in
+        // the cache; a signature check (and perhaps a JWKS fetch) is awaited.
+        let verified = match (&presented.token, &self.auth.verifier) {
+            (Some(Ok(t)), Some(v)) => match v.verify_cached(t) {
+                Some(identity) => Some(Ok(identity)),
+                None => {
+                    let auth = self.auth.clone();
+                    let v = v.clone();
+                    // Take the ready inner service; leave a clone for the next call.
+                    let clone = self.inner.clone();
+                    let mut inner = std::mem::replace(&mut self.inner, clone);
+                    return FastOrBoxed::Boxed {
+                        fut: Box::pin(async move {
+                            let verified = match &presented.token {
+                                Some(Ok(t)) => Some(v.verify(t).await),
+                                _ => None,
+                            };
+                            match auth.decide(&mut req, presented, verified) {
+                                Ok(()) => inner.call(req).await,
+                                Err(res) => Ok(res),
+                            }
+                        }),
+                    };
                 }
-                auth.headers.apply(req.headers_mut(), &identity);
-                req.extensions_mut().insert(identity);
-            } else if let Some(Ok(identity)) = verified {
-                auth.headers.apply(req.headers_mut(), &identity);
-                req.extensions_mut().insert(identity);
-            }
-            inner.call(req).await
-        })
+            },
+            _ => None,
+        };
+        let fut = match self.auth.decide(&mut req, presented, verified) {
+            Ok(()) => OrReject::Inner { fut: self.inner.call(req) },
+            Err(res) => OrReject::Rejected { res: Some(res) },
+        };
+        FastOrBoxed::Fast { fut }
     }
 }

@@ -24,7 +24,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -33,6 +33,7 @@ use http_body_util::BodyExt;
 use tower::{Layer, Service};
 
 use crate::BoxError;
+use crate::future::BoxResponseFuture;
 use crate::redact::redact_text;
 use crate::rejection::{Rejection, RejectionKind};
 use crate::request_id::RequestId;
@@ -103,19 +104,53 @@ pub struct UpstreamErrors<S> {
     cfg: UpstreamErrorsLayer,
 }
 
-/// The response future of [`UpstreamErrors`].
-pub type ResponseFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+pin_project_lite::pin_project! {
+    /// The response future of [`UpstreamErrors`]: the inner future as is
+    /// while waiting (no allocation), a boxed one only to replace an error
+    /// response (which reads a prefix of its body for the log).
+    #[project = ResponseFutureProj]
+    #[allow(missing_docs)]
+    pub enum ResponseFuture<F, B, E> {
+        Waiting { #[pin] fut: F, id: Option<RequestId>, cfg: UpstreamErrorsLayer },
+        Replacing { fut: BoxResponseFuture<B, E> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body<Data = Bytes> + From<Bytes> + Send + Unpin + 'static,
+    E: Send + 'static,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                ResponseFutureProj::Waiting { fut, id, cfg } => {
+                    let res = ready!(fut.poll(cx))?;
+                    if !cfg.should_replace(&res) {
+                        return Poll::Ready(Ok(res));
+                    }
+                    let replacing: BoxResponseFuture<B, E> = Box::pin(replace(res, id.take(), *cfg));
+                    self.set(ResponseFuture::Replacing { fut: replacing });
+                }
+                ResponseFutureProj::Replacing { fut } => return fut.as_mut().poll(cx),
+            }
+        }
+    }
+}
 
 impl<S, B, ResBody> Service<Request<B>> for UpstreamErrors<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
+    S::Error: Send + 'static,
     ResBody: http_body::Body<Data = Bytes> + From<Bytes> + Send + Unpin + 'static,
     ResBody::Error: Into<BoxError>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Response, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -123,45 +158,44 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let id = req.extensions().get::<RequestId>().cloned();
-        let cfg = self.cfg;
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let res = fut.await?;
-            if !cfg.should_replace(&res) {
-                return Ok(res);
-            }
-            let status = res.status();
-            let (parts, body) = res.into_parts();
-            let original =
-                if cfg.log_limit > 0 { read_prefix(body, cfg.log_limit).await } else { String::new() };
-            let content_type =
-                parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::warn!(
-                target: "portcullis::upstream",
-                request_id = id.as_ref().map(RequestId::as_str).unwrap_or(""),
-                status = status.as_u16(),
-                content_type = %redact_text(content_type),
-                body = %redact_text(&original),
-                "upstream error response replaced"
-            );
-            let kind = RejectionKind::UpstreamError;
-            let status = if status.is_client_error() || status.is_server_error() {
-                status
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            let mut replaced: Response<ResBody> =
-                Rejection::with_status(kind, status).into_response(id.as_ref());
-            // Keep what inner layers recorded (the forwarded path, ...); the
-            // new response's own Rejection wins.
-            let rejection = replaced.extensions_mut().remove::<Rejection>();
-            replaced.extensions_mut().extend(parts.extensions);
-            if let Some(r) = rejection {
-                replaced.extensions_mut().insert(r);
-            }
-            Ok(replaced)
-        })
+        ResponseFuture::Waiting { fut: self.inner.call(req), id, cfg: self.cfg }
     }
+}
+
+/// The fixed error response that replaces an upstream error (C29); the
+/// original's prefix is logged, redacted.
+async fn replace<ResBody, E>(
+    res: Response<ResBody>,
+    id: Option<RequestId>,
+    cfg: UpstreamErrorsLayer,
+) -> Result<Response<ResBody>, E>
+where
+    ResBody: http_body::Body<Data = Bytes> + From<Bytes> + Send + Unpin + 'static,
+{
+    let status = res.status();
+    let (parts, body) = res.into_parts();
+    let original = if cfg.log_limit > 0 { read_prefix(body, cfg.log_limit).await } else { String::new() };
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    tracing::warn!(
+        target: "portcullis::upstream",
+        request_id = id.as_ref().map(RequestId::as_str).unwrap_or(""),
+        status = status.as_u16(),
+        content_type = %redact_text(content_type),
+        body = %redact_text(&original),
+        "upstream error response replaced"
+    );
+    let kind = RejectionKind::UpstreamError;
+    let status =
+        if status.is_client_error() || status.is_server_error() { status } else { StatusCode::BAD_GATEWAY };
+    let mut replaced: Response<ResBody> = Rejection::with_status(kind, status).into_response(id.as_ref());
+    // Keep what inner layers recorded (the forwarded path, ...); the new
+    // response's own Rejection wins.
+    let rejection = replaced.extensions_mut().remove::<Rejection>();
+    replaced.extensions_mut().extend(parts.extensions);
+    if let Some(r) = rejection {
+        replaced.extensions_mut().insert(r);
+    }
+    Ok(replaced)
 }
 
 /// Reads up to `limit` bytes of a body (bounded in time), lossily as text.

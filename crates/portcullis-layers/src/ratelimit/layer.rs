@@ -1,5 +1,3 @@
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -11,6 +9,7 @@ use tower::{Layer, Service};
 use super::headers::{HeaderFormat, write};
 use super::store::{Check, Clock, MemoryStore, Store, SystemClock};
 use super::{Outcome, Rule};
+use crate::future::{FastOrBoxed, MapResponse, OrReject, ResponseMapper};
 use crate::rejection::{Rejection, RejectionKind};
 use crate::request_id::RequestId;
 
@@ -183,7 +182,57 @@ impl Limiter {
     }
 }
 
-type BoxFut<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+/// Writes the rate-limit headers of an admitted request on its response.
+pub struct RateHeaders {
+    limiter: Arc<Limiter>,
+    applicable: Vec<usize>,
+    outcomes: Vec<Outcome>,
+    epoch_s: u64,
+}
+
+impl<B> ResponseMapper<B> for RateHeaders {
+    fn map(self, res: &mut Response<B>) {
+        let results: Vec<(&Rule, Outcome)> = self
+            .applicable
+            .iter()
+            .map(|&i| &self.limiter.rules[i])
+            .zip(self.outcomes.iter().copied())
+            .collect();
+        write(res.headers_mut(), self.limiter.format, self.limiter.legacy, &results, self.epoch_s);
+    }
+}
+
+impl Limiter {
+    /// The response for a decided request: refused (429 with the headers)
+    /// or `None` (admitted).
+    fn refusal<B: From<Bytes>>(
+        &self,
+        applicable: &[usize],
+        outcomes: &[Outcome],
+        id: Option<&RequestId>,
+        epoch_s: u64,
+    ) -> Option<Response<B>> {
+        if outcomes.iter().all(|o| o.allowed) {
+            return None;
+        }
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        let results: Vec<(&Rule, Outcome)> =
+            applicable.iter().map(|&i| &self.rules[i]).zip(outcomes.iter().copied()).collect();
+        let mut res: Response<B> = Rejection::new(RejectionKind::RateLimited).into_response(id);
+        write(res.headers_mut(), self.format, self.legacy, &results, epoch_s);
+        Some(res)
+    }
+}
+
+type Decided<F, B> = OrReject<MapResponse<F, Option<RateHeaders>>, B>;
+
+impl<B> ResponseMapper<B> for Option<RateHeaders> {
+    fn map(self, res: &mut Response<B>) {
+        if let Some(h) = self {
+            h.map(res);
+        }
+    }
+}
 
 impl<S, B, ResBody> Service<Request<B>> for RateLimitService<S>
 where
@@ -194,7 +243,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = BoxFut<S::Response, S::Error>;
+    type Future = FastOrBoxed<Decided<S::Future, ResBody>, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -205,7 +254,8 @@ where
         let applicable: Vec<usize> =
             (0..self.limiter.rules.len()).filter(|&i| self.limiter.rules[i].applies(&parts)).collect();
         if applicable.is_empty() {
-            return Box::pin(self.inner.call(Request::from_parts(parts, body)));
+            let fut = MapResponse::new(self.inner.call(Request::from_parts(parts, body)), None);
+            return FastOrBoxed::Fast { fut: OrReject::Inner { fut } };
         }
         let checks: Vec<Check> = applicable
             .iter()
@@ -214,29 +264,36 @@ where
                 Check { key: r.store_key(&parts), rate: r.rate }
             })
             .collect();
+        // An in-process store decides now: no future to box.
+        if let Some(outcomes) = self.limiter.store.decide_local(&checks) {
+            let epoch_s = SystemClock.now_us() / 1_000_000;
+            let id = parts.extensions.get::<RequestId>();
+            if let Some(res) = self.limiter.refusal(&applicable, &outcomes, id, epoch_s) {
+                return FastOrBoxed::Fast { fut: OrReject::Rejected { res: Some(res) } };
+            }
+            let headers = RateHeaders { limiter: self.limiter.clone(), applicable, outcomes, epoch_s };
+            let fut = MapResponse::new(self.inner.call(Request::from_parts(parts, body)), Some(headers));
+            return FastOrBoxed::Fast { fut: OrReject::Inner { fut } };
+        }
         // Take the ready inner service; leave a clone for the next call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
-        Box::pin(async move {
-            let id = parts.extensions.get::<RequestId>().cloned();
-            let outcomes = match limiter.decide(&checks).await {
-                Ok(o) => o,
-                Err(kind) => return Ok(Rejection::new(kind).into_response(id.as_ref())),
-            };
-            let results: Vec<(&Rule, Outcome)> =
-                applicable.iter().map(|&i| &limiter.rules[i]).zip(outcomes.iter().copied()).collect();
-            let epoch_s = SystemClock.now_us() / 1_000_000;
-            if results.iter().any(|(_, o)| !o.allowed) {
-                limiter.rejected.fetch_add(1, Ordering::Relaxed);
-                let mut res: Response<ResBody> =
-                    Rejection::new(RejectionKind::RateLimited).into_response(id.as_ref());
-                write(res.headers_mut(), limiter.format, limiter.legacy, &results, epoch_s);
-                return Ok(res);
-            }
-            let mut res = inner.call(Request::from_parts(parts, body)).await?;
-            write(res.headers_mut(), limiter.format, limiter.legacy, &results, epoch_s);
-            Ok(res)
-        })
+        FastOrBoxed::Boxed {
+            fut: Box::pin(async move {
+                let id = parts.extensions.get::<RequestId>().cloned();
+                let outcomes = match limiter.decide(&checks).await {
+                    Ok(o) => o,
+                    Err(kind) => return Ok(Rejection::new(kind).into_response(id.as_ref())),
+                };
+                let epoch_s = SystemClock.now_us() / 1_000_000;
+                if let Some(res) = limiter.refusal(&applicable, &outcomes, id.as_ref(), epoch_s) {
+                    return Ok(res);
+                }
+                let mut res = inner.call(Request::from_parts(parts, body)).await?;
+                RateHeaders { limiter, applicable, outcomes, epoch_s }.map(&mut res);
+                Ok(res)
+            }),
+        }
     }
 }

@@ -42,6 +42,12 @@ pub type StoreFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Outcome>, Stor
 pub trait Store: Send + Sync + 'static {
     /// Decides a request.
     fn decide<'a>(&'a self, checks: &'a [Check]) -> StoreFuture<'a>;
+    /// The same decision without a future, for a store that decides in
+    /// process (`None`: ask [`Store::decide`]). The request path then costs
+    /// no allocation for it.
+    fn decide_local(&self, _checks: &[Check]) -> Option<Vec<Outcome>> {
+        None
+    }
     /// A short name for logs (`memory`, `redis`).
     fn name(&self) -> &'static str;
 }
@@ -163,6 +169,10 @@ impl<C: Clock> Store for MemoryStore<C> {
     fn decide<'a>(&'a self, checks: &'a [Check]) -> StoreFuture<'a> {
         let out = self.decide_now(checks);
         Box::pin(async move { Ok(out) })
+    }
+
+    fn decide_local(&self, checks: &[Check]) -> Option<Vec<Outcome>> {
+        Some(self.decide_now(checks))
     }
 
     fn name(&self) -> &'static str {
