@@ -97,8 +97,7 @@ fn jwt(c: &mut Criterion) {
         ..JwtPolicy::default()
     };
     let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 86_400;
-    let claims =
-        json!({"iss": "https://idp.example.com", "aud": "api", "sub": "alice", "roles": ["user"], "exp": exp});
+    let claims = json!({"iss": "https://idp.example.com", "aud": "api", "sub": "alice", "roles": ["user"], "exp": exp});
     let mut g = c.benchmark_group("jwt verify");
     for alg in [Algorithm::ES256, Algorithm::EdDSA] {
         let key = TestKey::generate(alg, "k1");

@@ -243,7 +243,7 @@ impl Proxy {
 }
 
 /// Headers that frameworks read as "the real method".
-const METHOD_OVERRIDE: [http::HeaderName; 3] = [
+static METHOD_OVERRIDE: [http::HeaderName; 3] = [
     http::HeaderName::from_static("x-http-method-override"),
     http::HeaderName::from_static("x-http-method"),
     http::HeaderName::from_static("x-method-override"),

@@ -27,7 +27,7 @@ pub const HOP_BY_HOP: &[&str] = &[
 
 /// [`HOP_BY_HOP`] as header names: removing by a `&str` parses the name
 /// again on every request (docs/performance.md).
-const HOP_BY_HOP_NAMES: [HeaderName; 9] = [
+static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
