@@ -100,31 +100,40 @@ impl Tracker {
             match &mut self.state {
                 State::Passthrough | State::Lost => return,
                 State::Head(buf) => {
-                    buf.extend_from_slice(data);
-                    data = &[];
-                    if self.first && buf.len() >= H2_PREFACE.len().min(buf.len()) {
-                        let n = buf.len().min(H2_PREFACE.len());
-                        if buf[..n] == H2_PREFACE[..n] {
-                            if n == H2_PREFACE.len() {
-                                self.state = State::Passthrough;
-                            }
+                    // The common case, a whole head in one read, is parsed
+                    // in place: no copy of the bytes (docs/performance.md).
+                    let mut pending = std::mem::take(buf);
+                    if !pending.is_empty() {
+                        pending.extend_from_slice(data);
+                    }
+                    let input: &[u8] = if pending.is_empty() { data } else { &pending };
+                    if self.first {
+                        let n = input.len().min(H2_PREFACE.len());
+                        if input[..n] == H2_PREFACE[..n] {
+                            self.state =
+                                if n == H2_PREFACE.len() { State::Passthrough } else { State::Head(input.to_vec()) };
                             return;
                         }
                     }
-                    let buf = std::mem::take(buf);
-                    match self.parse_head(&buf) {
-                        HeadParse::Partial if buf.len() > self.max_head => self.lose(),
-                        HeadParse::Partial => self.state = State::Head(buf),
+                    match self.parse_head(input) {
+                        HeadParse::Partial if input.len() > self.max_head => self.lose(),
+                        HeadParse::Partial => {
+                            self.state = State::Head(if pending.is_empty() { data.to_vec() } else { pending })
+                        }
                         HeadParse::Invalid => self.lose(),
                         HeadParse::Complete(n, next) => {
                             self.first = false;
                             self.state = next;
-                            // Re-feed what follows the head.
-                            let rest = buf[n..].to_vec();
+                            if pending.is_empty() {
+                                // Go on with what follows the head.
+                                data = &data[n..];
+                                continue;
+                            }
+                            let rest = pending[n..].to_vec();
                             self.feed(&rest);
-                            return;
                         }
                     }
+                    return;
                 }
                 State::Body(remaining) => {
                     let n = usize::try_from(*remaining).unwrap_or(usize::MAX).min(data.len());
@@ -403,7 +412,19 @@ mod tests {
         assert_eq!(parse_chunk_size(b"1a\n"), None);
     }
 
+    /// Heads parsed in place (one read) and heads assembled across reads
+    /// must give the same verdicts (C28).
+    const PIPELINE: &[u8] = b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 26\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /c HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx";
+
     proptest::proptest! {
+        #[test]
+        fn c28_split_feeding_agrees(a in 0usize..=PIPELINE.len(), b in 0usize..=PIPELINE.len()) {
+            let (a, b) = (a.min(b), a.max(b));
+            let whole = run(&[PIPELINE]);
+            proptest::prop_assert_eq!(&whole, &vec![Ok(()), Ok(()), Err(FramingFault::MultipleContentLength)]);
+            proptest::prop_assert_eq!(run(&[&PIPELINE[..a], &PIPELINE[a..b], &PIPELINE[b..]]), whole);
+        }
+
         #[test]
         fn never_panics(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512), split in 0usize..512) {
             let mut t = Tracker::new(8192, 100);
