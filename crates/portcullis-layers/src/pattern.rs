@@ -34,6 +34,27 @@ pub struct PathPattern {
     trailing_slash: bool,
 }
 
+/// A canonical path split into segments, for matching against many
+/// patterns.
+#[derive(Debug)]
+pub struct SplitPath<'p> {
+    parts: Vec<&'p str>,
+    trailing_slash: bool,
+}
+
+impl<'p> SplitPath<'p> {
+    /// Splits `path` at `/` (a leading and a trailing slash are not segments).
+    pub fn new(path: &'p str) -> SplitPath<'p> {
+        let p = path.strip_prefix('/').unwrap_or(path);
+        let (p, trailing_slash) = match p.strip_suffix('/') {
+            Some(q) => (q, true),
+            None => (p, false),
+        };
+        let parts: Vec<&str> = if p.is_empty() { Vec::new() } else { p.split('/').collect() };
+        SplitPath { parts, trailing_slash }
+    }
+}
+
 impl PathPattern {
     /// Parses a pattern.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
@@ -99,12 +120,13 @@ impl PathPattern {
     /// Matches a canonical path; on a match, the raw (still percent-encoded)
     /// values of the `{name}` parameters, in pattern order.
     pub fn captures<'p>(&self, path: &'p str, opts: MatchOptions) -> Option<Vec<&'p str>> {
-        let p = path.strip_prefix('/').unwrap_or(path);
-        let (p, slash) = match p.strip_suffix('/') {
-            Some(q) => (q, true),
-            None => (p, false),
-        };
-        let parts: Vec<&str> = if p.is_empty() { Vec::new() } else { p.split('/').collect() };
+        self.captures_split(&SplitPath::new(path), opts)
+    }
+
+    /// [`PathPattern::captures`] on a path split once for a whole route
+    /// table (splitting per route allocated once per route tried).
+    pub fn captures_split<'p>(&self, path: &SplitPath<'p>, opts: MatchOptions) -> Option<Vec<&'p str>> {
+        let (parts, slash) = (&path.parts, path.trailing_slash);
         let mut caps = Vec::new();
         let mut i = 0;
         for seg in &self.segs {

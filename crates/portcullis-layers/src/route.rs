@@ -41,7 +41,7 @@ use tower::{Layer, Service};
 
 use crate::future::OrReject;
 use crate::path::hex_val;
-use crate::pattern::{MatchOptions, PathPattern};
+use crate::pattern::{MatchOptions, PathPattern, SplitPath};
 use crate::rejection::{RejectionKind, reject};
 
 /// Who may use a route.
@@ -230,11 +230,12 @@ impl RouteTable {
 
     /// The first route matching a method and canonical path.
     pub fn find(&self, method: &Method, path: &str) -> Option<MatchedRoute> {
+        let split = SplitPath::new(path);
         for (i, r) in self.routes.iter().enumerate() {
             if !r.allows(method) {
                 continue;
             }
-            if let Some(caps) = r.pattern.captures(path, self.opts) {
+            if let Some(caps) = r.pattern.captures_split(&split, self.opts) {
                 let params = r.pattern.params().zip(caps).map(|(n, v)| (n.to_owned(), decode(v))).collect();
                 return Some(MatchedRoute { route: Some(r.clone()), index: Some(i), params });
             }

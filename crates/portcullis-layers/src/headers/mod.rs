@@ -38,6 +38,15 @@ use crate::config_error::ConfigError;
 pub const FINGERPRINT_HEADERS: &[&str] =
     &["x-powered-by", "server", "x-aspnet-version", "x-aspnetmvc-version"];
 
+/// [`FINGERPRINT_HEADERS`] as header names (a `&str` is parsed again on
+/// every removal).
+static FINGERPRINT_NAMES: [HeaderName; 4] = [
+    HeaderName::from_static("x-powered-by"),
+    http::header::SERVER,
+    HeaderName::from_static("x-aspnet-version"),
+    HeaderName::from_static("x-aspnetmvc-version"),
+];
+
 /// The helmet 8 defaults other than CSP and HSTS, in helmet's order.
 pub const HELMET_DEFAULTS: &[(&str, &str)] = &[
     ("cross-origin-opener-policy", "same-origin"),
@@ -164,9 +173,11 @@ impl SecurityHeaders {
 
     /// Applies the set to response headers.
     pub fn apply(&self, headers: &mut http::HeaderMap, https: bool) {
-        for name in FINGERPRINT_HEADERS {
-            headers.remove(*name);
+        for name in &FINGERPRINT_NAMES {
+            headers.remove(name);
         }
+        // One growth of the map instead of several.
+        headers.reserve(self.fixed.len() + 1);
         for (n, v) in &self.fixed {
             headers.insert(n.clone(), v.clone());
         }

@@ -92,3 +92,9 @@ fn c7_csp_directive_by_directive() {
         assert!(Csp::helmet_default().directive(name, values.clone()).is_err(), "{name} {values:?}");
     }
 }
+
+#[test]
+fn c2_fingerprint_names_match_the_documented_list() {
+    let names: Vec<&str> = super::FINGERPRINT_NAMES.iter().map(HeaderName::as_str).collect();
+    assert_eq!(names, super::FINGERPRINT_HEADERS);
+}
