@@ -110,8 +110,11 @@ impl Tracker {
                     if self.first {
                         let n = input.len().min(H2_PREFACE.len());
                         if input[..n] == H2_PREFACE[..n] {
-                            self.state =
-                                if n == H2_PREFACE.len() { State::Passthrough } else { State::Head(input.to_vec()) };
+                            self.state = if n == H2_PREFACE.len() {
+                                State::Passthrough
+                            } else {
+                                State::Head(input.to_vec())
+                            };
                             return;
                         }
                     }
