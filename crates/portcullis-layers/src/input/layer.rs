@@ -1,5 +1,3 @@
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -11,6 +9,7 @@ use tower::{Layer, Service};
 
 use super::check::{self, BodyPlan, Reports};
 use super::{Finding, InjectionClass, InputPolicy, PolicyRef};
+use crate::future::{FastOrBoxed, OrReject};
 use crate::limit::BodyLimitError;
 use crate::rejection::{Rejection, RejectionKind};
 use crate::request_id::RequestId;
@@ -70,8 +69,6 @@ pub struct InputReport {
     pub findings: Vec<(String, InjectionClass)>,
 }
 
-type BoxFut<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
-
 fn refuse<B: From<Bytes>>(f: Finding, id: Option<&RequestId>) -> Response<B> {
     Rejection::new(f.kind).into_response_with(id, &f.violations)
 }
@@ -120,15 +117,18 @@ where
         let mut reports = Reports::new();
         let plan = match check::head(&policy, &parts, has_body(&body), &mut reports) {
             Ok(plan) => plan,
-            Err(f) => return InputFuture::Rejected { res: Some(refuse(f, id.as_ref())) },
+            Err(f) => {
+                return FastOrBoxed::Fast { fut: OrReject::Rejected { res: Some(refuse(f, id.as_ref())) } };
+            }
         };
         let plan = plan.filter(BodyPlan::buffers);
         if plan.is_none() && reports.is_empty() {
-            return InputFuture::Inner { fut: self.inner.call(Request::from_parts(parts, Body::new(body))) };
+            let fut = self.inner.call(Request::from_parts(parts, Body::new(body)));
+            return FastOrBoxed::Fast { fut: OrReject::Inner { fut } };
         }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        InputFuture::Boxed {
+        FastOrBoxed::Boxed {
             fut: Box::pin(async move {
                 let body = match plan {
                     None => Body::new(body),
@@ -174,35 +174,7 @@ where
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The response future of [`InputService`].
-    #[project = InputFutureProj]
-    #[allow(missing_docs)]
-    pub enum InputFuture<F, B, E> {
-        /// Forwarded as is (nothing to read).
-        Inner { #[pin] fut: F },
-        /// The body is read and checked first.
-        Boxed { fut: BoxFut<Response<B>, E> },
-        /// Refused by the head checks.
-        Rejected { res: Option<Response<B>> },
-    }
-}
-
-impl<F, B, E> Future for InputFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            InputFutureProj::Inner { fut } => fut.poll(cx),
-            InputFutureProj::Boxed { fut } => fut.as_mut().poll(cx),
-            InputFutureProj::Rejected { res } => match res.take() {
-                Some(r) => Poll::Ready(Ok(r)),
-                // Polled after completion: a contract violation by the caller.
-                None => Poll::Pending,
-            },
-        }
-    }
-}
+/// The response future of [`InputService`]: forwarded as is (nothing to
+/// read) or refused by the head checks without an allocation; boxed when
+/// the body is read and checked first.
+pub type InputFuture<F, B, E> = FastOrBoxed<OrReject<F, B>, B, E>;

@@ -78,7 +78,7 @@ mod tests;
 use std::sync::Arc;
 
 pub use inject::{InjectionClass, detect};
-pub use layer::{InputLayer, InputReport, InputService};
+pub use layer::{InputFuture, InputLayer, InputReport, InputService};
 pub use query::QueryLimits;
 pub use schema::{Dialect, Schema, UnknownFields};
 pub use shape::resolve as resolve_local_ref;
