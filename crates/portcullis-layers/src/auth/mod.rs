@@ -163,19 +163,21 @@ impl Verifier {
     /// The identity of a token verified before, still valid now and under
     /// the current key set; `None`: call [`Verifier::verify`].
     pub fn verify_cached(&self, token: &str) -> Option<Arc<Identity>> {
-        let now_s = self.clock.now_us() / 1_000_000;
-        let key = TokenCache::key(token);
-        self.cache.get(&key, self.generation(), now_s, self.policy.leeway.as_secs())
+        self.cache_hit(&TokenCache::key(token), self.clock.now_us() / 1_000_000)
+    }
+
+    fn cache_hit(&self, key: &[u8; 32], now_s: u64) -> Option<Arc<Identity>> {
+        self.cache.get(key, self.generation(), now_s, self.policy.leeway.as_secs())
     }
 
     /// Verifies a token. An unknown `kid` may trigger one throttled JWKS
     /// re-fetch.
     pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, TokenError> {
-        if let Some(id) = self.verify_cached(token) {
-            return Ok(id);
-        }
         let now_s = self.clock.now_us() / 1_000_000;
         let key = TokenCache::key(token);
+        if let Some(id) = self.cache_hit(&key, now_s) {
+            return Ok(id);
+        }
         let parsed = parse(token, &self.policy)?;
         let mut checked = parsed.verify_signature(&self.keys());
         if let (Err(TokenError::UnknownKid | TokenError::NoKey), Some(jwks)) = (checked, &self.jwks)

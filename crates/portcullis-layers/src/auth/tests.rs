@@ -301,11 +301,16 @@ async fn c22_verified_tokens_are_cached_until_expiry() {
     let clock = clock();
     let v = verifier(&clock);
     let t = k.es.sign(&with(json!({"exp": NOW + 60})));
+    assert!(v.verify_cached(&t).is_none(), "nothing verified yet");
     assert!(v.verify(&t).await.is_ok());
     assert_eq!(v.cached(), 1);
+    // The synchronous fast path of the auth layer sees the same entry.
+    assert_eq!(v.verify_cached(&t).map(|id| id.subject.clone()).as_deref(), Some("alice"));
+    assert!(v.verify_cached(&format!("{t}x")).is_none(), "another token is not a hit");
     assert!(v.verify(&t).await.is_ok());
     assert_eq!(v.cached(), 1);
     clock.advance(Duration::from_secs(60 + 31));
+    assert!(v.verify_cached(&t).is_none(), "an expired entry is no hit");
     assert_eq!(
         v.verify(&t).await.err(),
         Some(TokenError::Expired),
