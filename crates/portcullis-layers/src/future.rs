@@ -13,6 +13,15 @@ pub trait ResponseMapper<B> {
     fn map(self, res: &mut Response<B>);
 }
 
+/// No mapper, no edit: a layer whose decision may leave nothing to write.
+impl<B, M: ResponseMapper<B>> ResponseMapper<B> for Option<M> {
+    fn map(self, res: &mut Response<B>) {
+        if let Some(m) = self {
+            m.map(res);
+        }
+    }
+}
+
 pin_project! {
     /// A future that applies a [`ResponseMapper`] to the inner service's response.
     pub struct MapResponse<F, M> {

@@ -192,17 +192,25 @@ pub struct RateHeaders {
 
 impl<B> ResponseMapper<B> for RateHeaders {
     fn map(self, res: &mut Response<B>) {
-        let results: Vec<(&Rule, Outcome)> = self
-            .applicable
-            .iter()
-            .map(|&i| &self.limiter.rules[i])
-            .zip(self.outcomes.iter().copied())
-            .collect();
-        write(res.headers_mut(), self.limiter.format, self.limiter.legacy, &results, self.epoch_s);
+        self.limiter.write_headers(res.headers_mut(), &self.applicable, &self.outcomes, self.epoch_s);
     }
 }
 
 impl Limiter {
+    /// The rate-limit headers of a decision (`applicable` rules, their
+    /// `outcomes` in the same order).
+    fn write_headers(
+        &self,
+        h: &mut http::HeaderMap,
+        applicable: &[usize],
+        outcomes: &[Outcome],
+        epoch_s: u64,
+    ) {
+        let results: Vec<(&Rule, Outcome)> =
+            applicable.iter().map(|&i| &self.rules[i]).zip(outcomes.iter().copied()).collect();
+        write(h, self.format, self.legacy, &results, epoch_s);
+    }
+
     /// The response for a decided request: refused (429 with the headers)
     /// or `None` (admitted).
     fn refusal<B: From<Bytes>>(
@@ -216,23 +224,13 @@ impl Limiter {
             return None;
         }
         self.rejected.fetch_add(1, Ordering::Relaxed);
-        let results: Vec<(&Rule, Outcome)> =
-            applicable.iter().map(|&i| &self.rules[i]).zip(outcomes.iter().copied()).collect();
         let mut res: Response<B> = Rejection::new(RejectionKind::RateLimited).into_response(id);
-        write(res.headers_mut(), self.format, self.legacy, &results, epoch_s);
+        self.write_headers(res.headers_mut(), applicable, outcomes, epoch_s);
         Some(res)
     }
 }
 
 type Decided<F, B> = OrReject<MapResponse<F, Option<RateHeaders>>, B>;
-
-impl<B> ResponseMapper<B> for Option<RateHeaders> {
-    fn map(self, res: &mut Response<B>) {
-        if let Some(h) = self {
-            h.map(res);
-        }
-    }
-}
 
 impl<S, B, ResBody> Service<Request<B>> for RateLimitService<S>
 where
