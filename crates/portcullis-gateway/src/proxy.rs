@@ -16,10 +16,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use portcullis_layers::Body;
 use portcullis_layers::client::{ClientInfo, PeerAddr};
-use portcullis_layers::forwarded::{set_forwarding_headers, strip_hop_by_hop, wants_upgrade};
+use portcullis_layers::forwarded::{
+    asks_upgrade, set_forwarding_headers, strip_hop_by_hop, strip_spoofable, wants_websocket,
+};
 use portcullis_layers::limit::{BodyLimitError, BodyOutcome};
 use portcullis_layers::rejection::{Rejection, RejectionKind};
 use portcullis_layers::request_id::RequestId;
+use portcullis_layers::route::MatchedRoute;
 
 use crate::config::UpstreamConfig;
 
@@ -141,18 +144,24 @@ impl Proxy {
             return reject(RejectionKind::InvalidHost);
         }
 
-        let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
+        // Only a WebSocket handshake on a route that opts in switches
+        // protocols, and only here, after the route's whole policy passed.
+        // Any other Upgrade (h2c) is removed: it would tunnel past it (C21).
+        let upgrade = asks_upgrade(req.headers())
+            && wants_websocket(req.method(), req.version(), req.headers())
+            && req
+                .extensions()
+                .get::<MatchedRoute>()
+                .and_then(|m| m.route.as_ref())
+                .is_some_and(|r| r.websocket);
         let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers, upgrade, &self.target.protected);
         headers.remove(header::EXPECT);
-        // Method overrides would let a request routed as one method run as
-        // another upstream (Express `method-override`, C21).
-        for name in &METHOD_OVERRIDE {
-            headers.remove(name);
-        }
+        // Client-address, URL and method override headers (C3 C21 C23).
+        strip_spoofable(&mut headers, client.peer_trusted);
         join_cookies(&mut headers);
         set_forwarding_headers(&mut headers, &peer, &client, host.as_ref());
         match &host {
@@ -227,27 +236,19 @@ impl Proxy {
                 strip_hop_by_hop(&mut parts.headers, true, &[]);
                 return Response::from_parts(parts, Body::empty());
             }
-            // A 101 nobody asked for can't be passed on.
-            return reject(RejectionKind::UpstreamUnavailable);
+            // A 101 nobody asked for can't be passed on, and no byte after
+            // it is relayed: the upstream connection is dropped with `res`.
+            tracing::warn!(request_id = id_str, "upstream switched protocols unasked; refused");
+            let mut refused = reject(RejectionKind::UpstreamUnavailable);
+            refused.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return refused;
         }
 
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers, false, &[]);
-        if upgrade {
-            // The client may already be sending the new protocol: the byte
-            // stream can't be trusted as HTTP any more.
-            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
         Response::from_parts(parts, Body::new(body))
     }
 }
-
-/// Headers that frameworks read as "the real method".
-static METHOD_OVERRIDE: [http::HeaderName; 3] = [
-    http::HeaderName::from_static("x-http-method-override"),
-    http::HeaderName::from_static("x-http-method"),
-    http::HeaderName::from_static("x-method-override"),
-];
 
 /// HTTP/2 may split `Cookie` into several fields; HTTP/1.1 needs one.
 fn join_cookies(headers: &mut http::HeaderMap) {

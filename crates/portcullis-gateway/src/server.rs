@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use portcullis_layers::Body;
 use portcullis_layers::client::PeerAddr;
+use portcullis_layers::forwarded::asks_upgrade;
 use portcullis_layers::framing::FramingVerdict;
 use portcullis_layers::headers::SecurityHeaders;
 use portcullis_layers::rejection::{Rejection, RejectionKind};
@@ -84,6 +85,9 @@ struct Ctx {
     /// clone (one per connection and accept loop) is dropped.
     _done: mpsc::Sender<()>,
     open: Arc<AtomicUsize>,
+    /// Bumped by the accept loop when a new connection waits for a free
+    /// slot: idle connections of the listener close (C14).
+    shed: watch::Receiver<u64>,
 }
 
 /// Binds every listener of the configuration and starts serving.
@@ -101,6 +105,8 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
         _accepting: Some(accepting_tx),
         _done: done_tx,
         open: open.clone(),
+        // Each accept loop sets its own.
+        shed: watch::channel(0).1,
     };
 
     let main = TcpListener::bind(cfg.server.listen).await?;
@@ -120,7 +126,11 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
     let tls = cfg.server.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.rustls.clone()));
     tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway { service, tls }));
     if let Some(l) = redirect {
-        let handler = Handler::Redirect { https_port: addr.port(), headers: Arc::new(cfg.headers.clone()) };
+        let handler = Handler::Redirect {
+            https_port: addr.port(),
+            headers: Arc::new(cfg.headers.clone()),
+            names: Arc::new(cfg.server.names.clone()),
+        };
         tokio::spawn(accept_loop(l, ctx.clone(), handler));
     }
     if let Some(l) = admin {
@@ -135,6 +145,7 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
             _accepting: None,
             _done: admin_done,
             open: Arc::new(AtomicUsize::new(0)),
+            shed: watch::channel(0).1,
         };
         tokio::spawn(async move {
             let _keep = never_tx;
@@ -158,15 +169,21 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
 #[derive(Clone)]
 enum Handler {
     Gateway { service: GatewayService, tls: Option<tokio_rustls::TlsAcceptor> },
-    Redirect { https_port: u16, headers: Arc<SecurityHeaders> },
+    Redirect { https_port: u16, headers: Arc<SecurityHeaders>, names: Arc<Vec<String>> },
     Admin { ready: Arc<AtomicBool>, metrics: Arc<Metrics>, rate_limit: RateLimitLayer },
 }
 
 async fn accept_loop(listener: TcpListener, mut ctx: Ctx, handler: Handler) {
     let permits = Arc::new(Semaphore::new(ctx.limits.max_connections));
+    let (shed, shed_rx) = watch::channel(0u64);
+    ctx.shed = shed_rx;
     loop {
-        // At the cap, stop accepting (back-pressure in the kernel backlog)
-        // rather than accept and drop.
+        // At the cap, one accepted connection waits for a slot (the rest
+        // wait in the kernel backlog) while idle connections are asked to
+        // close: new work goes before idle keep-alive (C14).
+        if permits.available_permits() == 0 {
+            shed.send_modify(|n| *n = n.wrapping_add(1));
+        }
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             _ = ctx.shutdown.changed() => return,
@@ -206,19 +223,19 @@ async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, handler: Handler
         Handler::Gateway { service, tls: None } => {
             serve_gateway(tcp, PeerAddr { addr: peer, https: false }, ctx, service, true).await;
         }
-        Handler::Redirect { https_port, headers } => {
+        Handler::Redirect { https_port, headers, names } => {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let res = redirect_response(&req, https_port, &headers);
+                let res = redirect_response(&req, https_port, &headers, &names);
                 async move { Ok::<_, Infallible>(res) }
             });
-            serve_conn(tcp, ctx, svc, Arc::new(AtomicUsize::new(0))).await;
+            serve_conn(tcp, ctx, svc).await;
         }
         Handler::Admin { ready, metrics, rate_limit } => {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let res = admin_response(&req, ready.load(Ordering::SeqCst), &metrics, &rate_limit);
                 async move { Ok::<_, Infallible>(res) }
             });
-            serve_conn(tcp, ctx, svc, Arc::new(AtomicUsize::new(0))).await;
+            serve_conn(tcp, ctx, svc).await;
         }
     }
 }
@@ -230,8 +247,6 @@ where
     let tracker = track.then(|| Tracker::new(ctx.limits.header_bytes, ctx.limits.max_headers));
     let verdicts: Option<Verdicts> = tracker.as_ref().map(Tracker::verdicts);
     let io = TrackedIo::new(io, tracker);
-    let inflight = Arc::new(AtomicUsize::new(0));
-    let inflight_svc = inflight.clone();
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(peer);
         if req.version() < Version::HTTP_2
@@ -239,21 +254,56 @@ where
         {
             req.extensions_mut().insert(FramingVerdict(v.next()));
         }
-        let service = service.clone();
-        let inflight = inflight_svc.clone();
-        inflight.fetch_add(1, Ordering::SeqCst);
+        // A request that asks to switch protocols and is not switched
+        // (anything but an admitted WebSocket) ends its connection: the
+        // client may already be sending the other protocol (C21 C28).
+        let asked_upgrade = asks_upgrade(req.headers());
+        let fut = service.clone().oneshot(req);
         async move {
-            let res = service.oneshot(req).await;
-            inflight.fetch_sub(1, Ordering::SeqCst);
+            let mut res = fut.await;
+            if asked_upgrade
+                && let Ok(r) = &mut res
+                && r.status() != StatusCode::SWITCHING_PROTOCOLS
+            {
+                r.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
             res
         }
     });
-    serve_conn(io, ctx, svc, inflight).await;
+    serve_conn(io, ctx, svc).await;
 }
 
-/// Serves one connection: HTTP/1.1 or HTTP/2, with upgrades, closing it when
-/// idle and draining it on shutdown.
-async fn serve_conn<IO, S>(io: IO, ctx: &Ctx, svc: S, inflight: Arc<AtomicUsize>)
+/// Requests of one connection: whether one arrived, how many are in flight.
+#[derive(Default)]
+struct ConnRequests {
+    started: AtomicBool,
+    inflight: AtomicUsize,
+}
+
+/// Counts a request in flight until dropped (also when the connection
+/// drops the request's future).
+struct InFlight(Arc<ConnRequests>);
+
+impl InFlight {
+    fn new(state: &Arc<ConnRequests>) -> InFlight {
+        state.started.store(true, Ordering::Relaxed);
+        state.inflight.fetch_add(1, Ordering::SeqCst);
+        InFlight(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Serves one connection: HTTP/1.1 or HTTP/2, with upgrades. Closes it when
+/// no complete request head arrived within `header_read_timeout` of the
+/// accept (later heads are timed by hyper from their first byte), when idle
+/// for `idle_timeout`, when the listener is at its connection cap and the
+/// connection idle (C14), and drains it on shutdown.
+async fn serve_conn<IO, S>(io: IO, ctx: &Ctx, svc: S)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
@@ -263,6 +313,17 @@ where
     S::Future: Send + 'static,
 {
     let l = &ctx.limits;
+    let requests = Arc::new(ConnRequests::default());
+    let counted = requests.clone();
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let guard = InFlight::new(&counted);
+        let fut = svc.call(req);
+        async move {
+            let res = fut.await;
+            drop(guard);
+            res
+        }
+    });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -281,12 +342,16 @@ where
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let mut shutdown = ctx.shutdown.clone();
+    let mut shed = ctx.shed.clone();
+    shed.mark_unchanged();
     let mut closing = *shutdown.borrow();
     if closing {
         conn.as_mut().graceful_shutdown();
     }
     let idle = l.idle_timeout;
+    let first_head_deadline = tokio::time::Instant::now() + l.header_read_timeout;
     let mut idle_deadline = tokio::time::Instant::now() + idle;
+    let silent = |r: &ConnRequests| !r.started.load(Ordering::Relaxed);
     loop {
         tokio::select! {
             _ = conn.as_mut() => break,
@@ -294,8 +359,24 @@ where
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
+            // hyper's header-read timer starts with the first byte of a
+            // head; a connection that sends nothing would hold its slot
+            // until the idle timeout.
+            _ = tokio::time::sleep_until(first_head_deadline), if silent(&requests) => {
+                if silent(&requests) {
+                    break;
+                }
+            }
+            Ok(()) = shed.changed(), if !closing => {
+                if silent(&requests) {
+                    break;
+                }
+                // In-flight requests finish; the connection is not kept alive.
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
             _ = tokio::time::sleep_until(idle_deadline), if !closing => {
-                if inflight.load(Ordering::SeqCst) == 0 {
+                if requests.inflight.load(Ordering::SeqCst) == 0 {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 } else {
@@ -338,14 +419,21 @@ fn admin_response(
     res
 }
 
-/// 301 to the same host and path on HTTPS.
-fn redirect_response(req: &Request<Incoming>, https_port: u16, headers: &SecurityHeaders) -> Response<Body> {
+/// 301 to the same host and path on HTTPS; with `server.names` set, only
+/// for those names (an open redirect to any `Host` otherwise, C1).
+fn redirect_response(
+    req: &Request<Incoming>,
+    https_port: u16,
+    headers: &SecurityHeaders,
+    names: &[String],
+) -> Response<Body> {
     let host = req
         .headers()
         .get(header::HOST)
         .filter(|h| crate::proxy::valid_host(h))
         .and_then(|h| h.to_str().ok())
-        .map(strip_port);
+        .map(strip_port)
+        .filter(|h| names.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case(h)));
     let mut res = match host {
         Some(host) => {
             let port = if https_port == 443 { String::new() } else { format!(":{https_port}") };

@@ -114,27 +114,38 @@ pub fn build(cfg: &Config) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
     if let Some(j) = jwks {
         metrics.watch_jwks(j);
     }
+    // The policy below the canonical path, boxed once: the outer layers
+    // then name a small type (two rate-limit services in one nested type
+    // made type checking take minutes).
+    let policy: GatewayService = BoxCloneService::new(
+        ServiceBuilder::new()
+            .layer(cfg.cors.layer.clone()) // C8: preflights answered here, never routed or forwarded
+            .layer(RouteLayer::new(cfg.routes.table.clone())) // C21 C28: deny by default
+            .layer(rate_limit.clone()) // C11 C12
+            .layer(BodyLimitLayer::new(cfg.limits.body).idle_timeout(cfg.limits.body_read_timeout)) // C13 C14
+            .layer(auth) // C22 C23 C26 C27
+            .layer(input_layer(cfg)) // C16-C20: after auth, so no body is read for a client refused there
+            // C29: innermost, so the CORS and RateLimit headers the request
+            // earned are added to the replacement too (C8 C11).
+            .layer(
+                UpstreamErrorsLayer::new()
+                    .replace_html_4xx(cfg.errors.replace_html_4xx)
+                    .log_limit(cfg.errors.log_body_bytes),
+            )
+            .service(
+                Proxy::new(&cfg.upstream, cfg.limits.request_timeout)
+                    .protect(cfg.auth.identity_headers.names()),
+            ), // C3 C14 C23
+    );
     let stack = ServiceBuilder::new()
         .layer(ClientInfoLayer::new(TrustedProxies::new(cfg.server.trusted_proxies.iter().copied()))) // C3
         .layer(RequestIdLayer) // C30
         .layer(AccessLogLayer::new(metrics.clone())) // C30 C31
         .layer(SecurityHeadersLayer::new(cfg.headers.clone())) // C2 C5 C6 C7
-        .layer(
-            UpstreamErrorsLayer::new()
-                .replace_html_4xx(cfg.errors.replace_html_4xx)
-                .log_limit(cfg.errors.log_body_bytes),
-        ) // C29
         .layer(FramingLayer) // C28
         .layer(CanonicalPathLayer::new(cfg.paths)) // C28
         .layer(RecordPathLayer)
-        .layer(cfg.cors.layer.clone()) // C8: preflights answered here, never routed or forwarded
-        .layer(RouteLayer::new(cfg.routes.table.clone())) // C21 C28: deny by default
-        .layer(rate_limit.clone()) // C11 C12
-        .layer(BodyLimitLayer::new(cfg.limits.body).idle_timeout(cfg.limits.body_read_timeout)) // C13 C14
-        .layer(auth) // C22 C23 C26 C27
-        .layer(input_layer(cfg)) // C16-C20: after auth, so no body is read for a client refused there
-        .service(
-            Proxy::new(&cfg.upstream, cfg.limits.request_timeout).protect(cfg.auth.identity_headers.names()),
-        ); // C3 C14 C23
+        .layer(rate_limit.for_preflights()) // C11: preflights are counted too
+        .service(policy);
     (BoxCloneService::new(stack), metrics, rate_limit)
 }

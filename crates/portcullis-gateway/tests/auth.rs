@@ -223,11 +223,9 @@ async fn c21_c28_protected_route_unreachable_by_any_spelling() {
     }
     // HEAD is GET: the public GET-only route admits HEAD, nothing else sneaks through.
     assert_eq!(call(gw.addr, "HEAD", "/api/hello", &[]).await.0, 200);
-    assert_eq!(
-        call(gw.addr, "DELETE", "/api/hello", &[]).await.0,
-        401,
-        "DELETE falls to the protected /api/**"
-    );
+    // The GET-only route owns /api/hello: DELETE is 405 (issue 12), not
+    // the protected catch-all's 401.
+    assert_eq!(call(gw.addr, "DELETE", "/api/hello", &[]).await.0, 405);
     assert_eq!(call(gw.addr, "GET", "/undeclared", &[]).await.0, 404);
     let mut up = up;
     while let Ok(seen) = up.seen.try_recv() {
@@ -322,6 +320,12 @@ async fn worked_example_protects_the_express_admin_route() {
     let (s, v, _) = call(gw.addr, "GET", "/api/users/alice", &[("authorization", &user)]).await;
     assert_eq!((s, v["id"].as_str()), (200, Some("alice")));
     assert_eq!(call(gw.addr, "GET", "/api/users/bob", &[("authorization", &user)]).await.0, 403);
+    // C21 C27 (issue 12): methods the owner route leaves out are 405, not
+    // handed to the `/api/**` catch-all that admits any token.
+    for m in ["DELETE", "POST", "PATCH", "PUT"] {
+        let (s, v, _) = call(gw.addr, m, "/api/users/bob", &[("authorization", &user)]).await;
+        assert_eq!((s, v["code"].as_str()), (405, Some("method_not_allowed")), "{m}");
+    }
     // Express's own identity view: the headers Portcullis set, not the client's.
     let (s, v, _) = call(
         gw.addr,

@@ -335,7 +335,7 @@ async fn c14_stalled_body_is_408() {
 #[tokio::test]
 async fn websocket_upgrade_passthrough() {
     let mut up = upstream().await;
-    let gw = gateway(up.addr, "").await;
+    let gw = gateway(up.addr, "[[route]]\npath = \"/ws\"\npublic = true\nwebsocket = true\n").await;
     let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
     tcp.write_all(
         b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",

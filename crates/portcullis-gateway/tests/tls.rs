@@ -34,7 +34,14 @@ async fn tls_gateway(
     certs: &Certs,
     redirect: bool,
 ) -> portcullis_gateway::server::Running {
-    let redirect = if redirect { "redirect_http = \"127.0.0.1:0\"\n" } else { "" };
+    tls_gateway_with(up, certs, if redirect { "redirect_http = \"127.0.0.1:0\"\n" } else { "" }).await
+}
+
+async fn tls_gateway_with(
+    up: std::net::SocketAddr,
+    certs: &Certs,
+    redirect: &str,
+) -> portcullis_gateway::server::Running {
     let text = format!(
         "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n{redirect}[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[upstream]\nurl = \"http://{up}\"\n{}",
         common::PUBLIC_CATCH_ALL
@@ -197,6 +204,36 @@ async fn c1_http_redirects_to_https() {
     // A Host that can't be a host name gets 400, not a redirect to it.
     let out = raw(raddr, b"GET / HTTP/1.1\r\nHost: evil.test/<x>\r\nConnection: close\r\n\r\n").await;
     assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+}
+
+// C1 (issue 12 item 9): with `server.names`, the redirect listener is no
+// open redirect: another Host gets 400, not a 301 to it.
+#[tokio::test]
+async fn c1_redirect_listener_only_for_server_names() {
+    let up = upstream().await;
+    let c = certs();
+    let gw = tls_gateway_with(
+        up.addr,
+        &c,
+        "redirect_http = \"127.0.0.1:0\"\nnames = [\"api.example.com\", \"www.example.com\"]\n",
+    )
+    .await;
+    let raddr = gw.redirect_addr.unwrap();
+    let port = gw.addr.port();
+    for host in ["api.example.com", "API.Example.com:8080", "www.example.com"] {
+        let req = Request::get("/x").header("host", host).body(Full::new(Bytes::new())).unwrap();
+        let (res, _) = send(raddr, req).await;
+        assert_eq!(res.status(), 301, "{host}");
+        let want = format!("https://{}:{port}/x", host.split(':').next().unwrap());
+        assert_eq!(res.headers()["location"], want.as_str());
+    }
+    for host in ["evil.test", "api.example.com.evil.test", "example.com", "evil.test:443"] {
+        let req = Request::get("/x").header("host", host).body(Full::new(Bytes::new())).unwrap();
+        let (res, body) = send(raddr, req).await;
+        assert_eq!(res.status(), 400, "{host}");
+        assert!(res.headers().get("location").is_none());
+        assert_eq!(json(&body)["code"], "invalid_host");
+    }
 }
 
 #[tokio::test]

@@ -1,12 +1,18 @@
-//! Header rewriting at the proxy boundary (C3, C23 groundwork).
+//! Header rewriting at the proxy boundary (C3, C21, C23).
 //!
 //! Requests: hop-by-hop headers are removed, including every header the client
 //! names in `Connection`, except the protected ones a client must never be able
-//! to drop that way (the forwarding family, `Host`, the request id). Then
-//! `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Real-IP` and
-//! `Forwarded` are written from the resolved [`ClientInfo`]: a client's own
-//! values are overwritten unless the peer is a trusted proxy, whose chain is
-//! extended.
+//! to drop that way (the forwarding family, `Host`, the request id). Headers
+//! that some framework reads as the client's address, scheme, port, URL or
+//! method ([`CLIENT_CLAIMS`], [`ALWAYS_STRIPPED`]) are removed in every
+//! spelling ([`strip_spoofable`]). Then `X-Forwarded-For`,
+//! `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Real-IP` and `Forwarded` are
+//! written from the resolved [`ClientInfo`]: a client's own values are
+//! overwritten unless the peer is a trusted proxy, whose chain is extended.
+//!
+//! Protocol upgrades: only WebSocket ([`wants_websocket`]) may pass, and only
+//! where the route opts in; every other `Upgrade` (h2c above all, which would
+//! open a raw channel past every policy) is removed with `HTTP2-Settings`.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -23,11 +29,12 @@ pub const HOP_BY_HOP: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
+    "http2-settings",
 ];
 
 /// [`HOP_BY_HOP`] as header names: removing by a `&str` parses the name
 /// again on every request (docs/performance.md).
-static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
+static HOP_BY_HOP_NAMES: [HeaderName; 10] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -37,7 +44,83 @@ static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    HeaderName::from_static("http2-settings"),
 ];
+
+/// Request headers that some framework or library reads as the client's
+/// address, scheme, port or URL prefix (Express's `request-ip` reads
+/// `X-Client-IP` first, Spring `X-Forwarded-Prefix`, Traefik
+/// `X-Forwarded-Uri`). Removed in every spelling (case, `_` for `-`) unless
+/// the peer is a trusted proxy; spellings with `_` are removed always (CGI
+/// and WSGI servers read `X_Client_IP` as `X-Client-IP`). The list in
+/// `docs/configuration.md` is tested against this one.
+pub const CLIENT_CLAIMS: &[&str] = &[
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-original-forwarded-for",
+    "x-forwarded",
+    "forwarded-for",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-forwarded-uri",
+    "x-forwarded-prefix",
+    "x-forwarded-path",
+    "x-url-scheme",
+    "front-end-https",
+];
+
+/// Request headers removed in every spelling whatever the peer: URL and
+/// method overrides (IIS, Symfony, Laravel, Express `method-override`) let
+/// the upstream route a request as another path or method than the one the
+/// policy decided on (C21, C28).
+pub const ALWAYS_STRIPPED: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-override-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// The forwarding headers Portcullis writes itself: any other spelling of
+/// them (`X_Forwarded_For`) is removed.
+const FORWARDING: &[&str] =
+    &["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"];
+
+/// `a` is a spelling of `b` (a lower-case name): ASCII case folded, `_` read
+/// as `-`.
+fn spelled_as(a: &str, b: &str) -> bool {
+    let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+}
+
+/// Removes [`ALWAYS_STRIPPED`], [`CLIENT_CLAIMS`] (unless `peer_trusted`)
+/// and the `_` spellings of both and of the forwarding headers.
+pub fn strip_spoofable(headers: &mut HeaderMap, peer_trusted: bool) {
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for k in headers.keys() {
+        let name = k.as_str();
+        // Every listed name starts with x, t, c, f: skip the rest cheaply.
+        if !matches!(name.as_bytes().first(), Some(b'x' | b't' | b'c' | b'f')) {
+            continue;
+        }
+        let underscored = name.contains('_');
+        let hit = ALWAYS_STRIPPED.iter().any(|n| spelled_as(name, n))
+            || ((underscored || !peer_trusted) && CLIENT_CLAIMS.iter().any(|n| spelled_as(name, n)))
+            || (underscored && FORWARDING.iter().any(|n| spelled_as(name, n)));
+        if hit {
+            doomed.push(k.clone());
+        }
+    }
+    for name in doomed {
+        headers.remove(&name);
+    }
+}
 
 /// Headers that naming in `Connection` never removes.
 pub const PROTECTED: &[&str] = &[
@@ -86,13 +169,35 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, extra_prote
     }
 }
 
-/// Whether a request asks for a protocol upgrade (WebSocket).
-pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    let conn_upgrade = headers
+/// Whether a request asks for any protocol switch: an `Upgrade` field, or
+/// `upgrade` named in `Connection`. Such a request that is not passed as a
+/// WebSocket gets `Connection: close`: the client may already be sending
+/// the new protocol, which can't be read as HTTP.
+pub fn asks_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) || connection_names_upgrade(headers)
+}
+
+fn connection_names_upgrade(headers: &HeaderMap) -> bool {
+    headers
         .get_all(header::CONNECTION)
         .iter()
-        .any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))));
-    conn_upgrade && headers.contains_key(header::UPGRADE)
+        .any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))))
+}
+
+/// Whether a request is a WebSocket opening handshake (RFC 6455 section
+/// 4.1): `GET` over HTTP/1.1, `Connection: upgrade` and exactly one
+/// `Upgrade` field whose value is exactly `websocket`. Nothing else may be
+/// upgraded (h2c, TLS, IRC: C21).
+pub fn wants_websocket(method: &http::Method, version: http::Version, headers: &HeaderMap) -> bool {
+    if method != http::Method::GET || version != http::Version::HTTP_11 || !connection_names_upgrade(headers)
+    {
+        return false;
+    }
+    let mut up = headers.get_all(header::UPGRADE).iter();
+    match (up.next(), up.next()) {
+        (Some(v), None) => v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"websocket"),
+        _ => false,
+    }
 }
 
 /// Writes the forwarding headers for the upstream request.
@@ -213,10 +318,148 @@ mod tests {
     #[test]
     fn upgrade_is_kept_when_asked() {
         let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-        assert!(wants_upgrade(&h));
+        assert!(wants_websocket(&http::Method::GET, http::Version::HTTP_11, &h));
         strip_hop_by_hop(&mut h, true, &[]);
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");
+    }
+
+    // C21 C28: only a WebSocket handshake may switch protocols; h2c and the
+    // rest are upgrade smuggling (a raw channel past every policy).
+    #[test]
+    fn c21_only_websocket_upgrades_table() {
+        use http::{Method, Version};
+        let cases: &[(&Method, Version, &[(&str, &str)], bool)] = &[
+            (&Method::GET, Version::HTTP_11, &[("connection", "Upgrade"), ("upgrade", "websocket")], true),
+            (
+                &Method::GET,
+                Version::HTTP_11,
+                &[("connection", "keep-alive, upgrade"), ("upgrade", "WebSocket")],
+                true,
+            ),
+            (
+                &Method::GET,
+                Version::HTTP_11,
+                &[("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c")],
+                false,
+            ),
+            (
+                &Method::GET,
+                Version::HTTP_11,
+                &[("connection", "Upgrade"), ("upgrade", "websocket, h2c")],
+                false,
+            ),
+            (
+                &Method::GET,
+                Version::HTTP_11,
+                &[("connection", "Upgrade"), ("upgrade", "h2c"), ("upgrade", "websocket")],
+                false,
+            ),
+            (&Method::GET, Version::HTTP_11, &[("connection", "Upgrade"), ("upgrade", "TLS/1.2")], false),
+            (&Method::GET, Version::HTTP_11, &[("upgrade", "websocket")], false),
+            (&Method::POST, Version::HTTP_11, &[("connection", "Upgrade"), ("upgrade", "websocket")], false),
+            (&Method::GET, Version::HTTP_10, &[("connection", "Upgrade"), ("upgrade", "websocket")], false),
+        ];
+        for (m, v, pairs, want) in cases {
+            assert_eq!(wants_websocket(m, *v, &map(pairs)), *want, "{m} {v:?} {pairs:?}");
+            assert!(asks_upgrade(&map(pairs)), "{pairs:?}");
+        }
+        assert!(asks_upgrade(&map(&[("connection", "upgrade")])));
+        assert!(!asks_upgrade(&map(&[("connection", "keep-alive")])));
+    }
+
+    #[test]
+    fn c21_h2c_upgrade_headers_are_stripped() {
+        let mut h = map(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+            ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h, false, &[]);
+        assert_eq!(names_of(&h), vec!["accept"]);
+    }
+
+    fn names_of(h: &HeaderMap) -> Vec<&str> {
+        let mut v: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    // C3 C23: the client-address family from an untrusted peer, in every
+    // spelling; URL and method overrides from anyone.
+    #[test]
+    fn c3_client_claims_stripped_from_untrusted_peers() {
+        let attack = [
+            ("X-Client-IP", "127.0.0.1"),
+            ("True-Client-IP", "127.0.0.1"),
+            ("CF-Connecting-IP", "127.0.0.1"),
+            ("X-Cluster-Client-IP", "127.0.0.1"),
+            ("X-Original-Forwarded-For", "127.0.0.1"),
+            ("X_Client_IP", "127.0.0.1"),
+            ("x-client_ip", "127.0.0.1"),
+            ("X-Forwarded-Port", "443"),
+            ("X-Forwarded-Server", "internal"),
+            ("X-Forwarded-Ssl", "on"),
+            ("X-Forwarded-Uri", "/admin"),
+            ("X-Forwarded-Prefix", "/admin"),
+            ("X-Original-URL", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("X_Original_URL", "/admin"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("x_http_method_override", "DELETE"),
+            ("X_Forwarded_For", "127.0.0.1"),
+            ("x_real_ip", "127.0.0.1"),
+            ("accept", "*/*"),
+            ("x-request-id", "r"),
+        ];
+        let mut h = map(&attack);
+        strip_spoofable(&mut h, false);
+        assert_eq!(names_of(&h), vec!["accept", "x-request-id"]);
+
+        // A trusted proxy may tell the client's address, never a URL or
+        // method override, and never in a CGI spelling.
+        let mut h = map(&attack);
+        strip_spoofable(&mut h, true);
+        assert_eq!(
+            names_of(&h),
+            vec![
+                "accept",
+                "cf-connecting-ip",
+                "true-client-ip",
+                "x-client-ip",
+                "x-cluster-client-ip",
+                "x-forwarded-port",
+                "x-forwarded-prefix",
+                "x-forwarded-server",
+                "x-forwarded-ssl",
+                "x-forwarded-uri",
+                "x-original-forwarded-for",
+                "x-request-id",
+            ]
+        );
+    }
+
+    /// The lists in docs/configuration.md are these lists.
+    #[test]
+    fn c3_documented_lists_match_the_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let docs = std::fs::read_to_string(path).unwrap();
+        let listed = |marker: &str| -> Vec<String> {
+            let start = docs.find(marker).unwrap_or_else(|| panic!("no {marker} in the docs"));
+            let para = docs[start..].split_once("-->\n").unwrap().1.split("\n\n").next().unwrap();
+            para.split('`').skip(1).step_by(2).map(str::to_ascii_lowercase).collect()
+        };
+        assert_eq!(listed("<!-- client-claims"), CLIENT_CLAIMS);
+        assert_eq!(listed("<!-- always-stripped"), ALWAYS_STRIPPED);
+    }
+
+    #[test]
+    fn every_listed_name_is_lower_case_and_starts_with_a_checked_byte() {
+        for n in CLIENT_CLAIMS.iter().chain(ALWAYS_STRIPPED).chain(FORWARDING) {
+            assert_eq!(*n, n.to_ascii_lowercase());
+            assert!(matches!(n.as_bytes()[0], b'x' | b't' | b'c' | b'f'), "{n}");
+        }
     }
 
     fn peer(ip: &str) -> PeerAddr {

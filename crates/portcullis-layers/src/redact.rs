@@ -2,8 +2,10 @@
 //!
 //! Logs never carry headers; what they do carry (paths, upstream error
 //! bodies) passes through here first. Redacted: JWT-shaped tokens,
-//! `Bearer`/`Basic` credentials, values of secret-looking keys
-//! (`password=...`, `"token": "..."`), and long opaque path segments.
+//! `Bearer`/`Basic` credentials, the userinfo of every URL
+//! (`postgres://admin:hunter2@db` becomes `postgres://[REDACTED]@db`),
+//! values of secret-looking keys (`password=...`, `"token": "..."`), and
+//! long opaque path segments.
 
 use std::borrow::Cow;
 
@@ -49,6 +51,19 @@ fn jwt_len(s: &[u8]) -> Option<usize> {
     (dots >= 1 && i >= 16).then_some(i)
 }
 
+/// In the text after `://`, the offset of the `@` that ends a userinfo:
+/// the last `@` before the authority ends (`/`, `?`, `#`, white space,
+/// a quote or angle bracket, or the end).
+fn userinfo_end(s: &[u8]) -> Option<usize> {
+    let end = s
+        .iter()
+        .position(|&c| {
+            matches!(c, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'`') || c.is_ascii_whitespace()
+        })
+        .unwrap_or(s.len());
+    s[..end].iter().rposition(|&c| c == b'@').filter(|&at| at > 0)
+}
+
 /// Redacts secrets in free text (for example an upstream error body).
 pub fn redact_text(text: &str) -> Cow<'_, str> {
     let b = text.as_bytes();
@@ -57,6 +72,19 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
     let mut i = 0;
     let mut changed = false;
     while i < b.len() {
+        // The userinfo of a URL: `scheme://user:password@host`.
+        if b[i] == b':'
+            && b[i + 1..].starts_with(b"//")
+            && let Some(at) = userinfo_end(&b[i + 3..])
+        {
+            let start = i + 3;
+            out.push_str(&text[last..start]);
+            out.push_str(REDACTED);
+            i = start + at;
+            last = i;
+            changed = true;
+            continue;
+        }
         // JWT anywhere.
         if (i == 0 || !is_b64url(b[i - 1]))
             && b[i] == b'e'
@@ -188,6 +216,20 @@ mod tests {
             ("{\"password\": \"hunter2\", \"x\": 1}".to_owned(), "{\"password\": \"[REDACTED]\", \"x\": 1}"),
             ("db_password: s3cret\n".to_owned(), "db_password: [REDACTED]\n"),
             ("Error: boom at /app/index.js:3".to_owned(), "Error: boom at /app/index.js:3"),
+            // C30 (issue 12 item 7): credentials in URLs of an upstream error page.
+            (
+                "connect ECONNREFUSED postgres://admin:hunter2@db.internal:5432/app failed".to_owned(),
+                "connect ECONNREFUSED postgres://[REDACTED]@db.internal:5432/app failed",
+            ),
+            ("<a href=\"https://u:p%40ss@h/x\">".to_owned(), "<a href=\"https://[REDACTED]@h/x\">"),
+            ("mongodb+srv://root:pw@c0.example.net".to_owned(), "mongodb+srv://[REDACTED]@c0.example.net"),
+            ("redis://:s3cret@cache:6379".to_owned(), "redis://[REDACTED]@cache:6379"),
+            ("amqp://a:b@c@rabbit/vhost".to_owned(), "amqp://[REDACTED]@rabbit/vhost"),
+            (
+                "see http://example.com/a@b and mailto:x@y".to_owned(),
+                "see http://example.com/a@b and mailto:x@y",
+            ),
+            ("url=http://user:pw@h".to_owned(), "url=http://[REDACTED]@h"),
         ];
         for (input, want) in cases {
             assert_eq!(redact_text(&input), want, "{input}");

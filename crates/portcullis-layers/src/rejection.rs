@@ -19,8 +19,14 @@ pub enum RejectionKind {
     AmbiguousFraming,
     /// A request target that cannot be canonicalised unambiguously (C28).
     InvalidPath,
-    /// A Host header that is not a valid host name.
+    /// A Host header that is not a valid host name, several of them, or
+    /// none in an HTTP/1.1 request (RFC 9112 section 3.2).
     InvalidHost,
+    /// A request the HTTP parser can't read: an invalid request line or
+    /// header field, or a malformed chunked body (C19 C28).
+    MalformedRequest,
+    /// A request line longer than the head limit (C14).
+    UriTooLong,
     /// The request body is larger than the limit (C13).
     BodyTooLarge,
     /// The request headers are too large or too many (C14).
@@ -71,6 +77,8 @@ impl RejectionKind {
         RejectionKind::AmbiguousFraming,
         RejectionKind::InvalidPath,
         RejectionKind::InvalidHost,
+        RejectionKind::MalformedRequest,
+        RejectionKind::UriTooLong,
         RejectionKind::BodyTooLarge,
         RejectionKind::HeadersTooLarge,
         RejectionKind::RequestTimeout,
@@ -100,6 +108,8 @@ impl RejectionKind {
             AmbiguousFraming => (StatusCode::BAD_REQUEST, "ambiguous_framing", "Bad Request"),
             InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path", "Bad Request"),
             InvalidHost => (StatusCode::BAD_REQUEST, "invalid_host", "Bad Request"),
+            MalformedRequest => (StatusCode::BAD_REQUEST, "malformed_request", "Bad Request"),
+            UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long", "URI Too Long"),
             BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "Payload Too Large"),
             HeadersTooLarge => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -142,7 +152,13 @@ impl RejectionKind {
     /// Whether the connection must be closed after the response (framing faults:
     /// the byte stream can no longer be trusted).
     pub const fn closes_connection(self) -> bool {
-        matches!(self, RejectionKind::AmbiguousFraming)
+        matches!(
+            self,
+            RejectionKind::AmbiguousFraming
+                | RejectionKind::MalformedRequest
+                | RejectionKind::UriTooLong
+                | RejectionKind::HeadersTooLarge
+        )
     }
 }
 

@@ -9,6 +9,15 @@
 //! not for its method), unless the table was built with
 //! [`Unmatched::InsecurePassThrough`].
 //!
+//! A route owns the paths it matches (C21 C27): the first route whose
+//! pattern matches a path decides which later routes may still take a
+//! request for it, namely only those no broader than itself (the same path
+//! declared again for other methods, or a more specific one). A method the
+//! owner leaves out therefore gets 405, never a later catch-all such as
+//! `/api/**` that admits any token. [`Route::insecure_method_fallthrough`]
+//! gives that up for one route, and [`RouteTable::weaker_fallthroughs`]
+//! lists where that hands methods to a weaker route.
+//!
 //! Matching follows Express by default (ASCII case and one trailing slash
 //! ignored, see [`MatchOptions`]), so a policy on `/admin` also holds for
 //! `/ADMIN/`. Put this layer after [`crate::path::CanonicalPathLayer`]:
@@ -30,6 +39,23 @@
 //! assert_eq!(m.param("id"), Some("alice"));
 //! assert!(table.find(&Method::DELETE, "/api/users/alice").is_none());
 //! assert!(table.find(&Method::GET, "/api/other").is_none());
+//! ```
+//!
+//! A catch-all after a route with a method list does not take the methods
+//! it leaves out (405 instead):
+//! ```
+//! # use http::Method;
+//! # use portcullis_layers::pattern::PathPattern;
+//! # use portcullis_layers::route::{Access, Authz, Route, RouteTable};
+//! let owner = Authz { roles: vec!["admin".into()], owner: Some("id".into()) };
+//! let table = RouteTable::new(vec![
+//!     Route::new(PathPattern::parse("/api/users/{id}").unwrap(), Access::Protected(owner))
+//!         .methods(vec![Method::GET, Method::PUT]),
+//!     Route::new(PathPattern::parse("/api/**").unwrap(), Access::Protected(Authz::default())),
+//! ]);
+//! assert!(table.find(&Method::DELETE, "/api/users/bob").is_none());
+//! assert_eq!(table.allowed("/api/users/bob"), vec![Method::GET, Method::PUT, Method::HEAD]);
+//! assert_eq!(table.find(&Method::DELETE, "/api/orders/1").unwrap().index, Some(1));
 //! ```
 
 use std::sync::Arc;
@@ -91,12 +117,33 @@ pub struct Route {
     pub methods: Option<Vec<Method>>,
     /// Who may use it.
     pub access: Access,
+    /// Whether a WebSocket upgrade may pass (after the route's whole
+    /// policy). No other protocol is ever upgraded to.
+    pub websocket: bool,
+    /// Whether a request for a path this route matches, with a method it
+    /// does not list, may go on to later, possibly weaker, routes (the old
+    /// Express-router behaviour) instead of getting 405. Insecure.
+    pub insecure_method_fallthrough: bool,
 }
 
 impl Route {
     /// A route for every method.
     pub fn new(pattern: PathPattern, access: Access) -> Route {
-        Route { pattern, methods: None, access }
+        Route { pattern, methods: None, access, websocket: false, insecure_method_fallthrough: false }
+    }
+
+    /// Lets WebSocket upgrades pass on this route.
+    #[must_use]
+    pub fn websocket(mut self, yes: bool) -> Route {
+        self.websocket = yes;
+        self
+    }
+
+    /// Lets methods this route leaves out fall through to later routes.
+    #[must_use]
+    pub fn insecure_method_fallthrough(mut self, yes: bool) -> Route {
+        self.insecure_method_fallthrough = yes;
+        self
     }
 
     /// Restricts the route to these methods.
@@ -211,36 +258,113 @@ impl RouteTable {
 
     /// The methods routes declare for this path, when none matched the
     /// request's method: the `Allow` of a 405. Empty when no route's
-    /// pattern matches the path at all (a 404).
+    /// pattern matches the path at all (a 404). Only the routes that
+    /// [`RouteTable::find`] would consider count.
     pub fn allowed(&self, path: &str) -> Vec<Method> {
+        let split = SplitPath::new(path);
         let mut out: Vec<Method> = Vec::new();
+        let mut owner: Option<&Route> = None;
         for r in &self.routes {
-            let Some(ms) = &r.methods else { continue };
-            if r.pattern.captures(path, self.opts).is_none() {
+            if owner.is_some_and(|o| !o.pattern.covers(&r.pattern, self.opts))
+                || r.pattern.captures_split(&split, self.opts).is_none()
+            {
                 continue;
             }
-            for m in ms.iter().chain(ms.contains(&Method::GET).then_some(&Method::HEAD)) {
-                if !out.contains(m) {
-                    out.push(m.clone());
+            if let Some(ms) = &r.methods {
+                for m in ms.iter().chain(ms.contains(&Method::GET).then_some(&Method::HEAD)) {
+                    if !out.contains(m) {
+                        out.push(m.clone());
+                    }
                 }
+            }
+            if owner.is_none() && !r.insecure_method_fallthrough {
+                owner = Some(r);
             }
         }
         out
     }
 
-    /// The first route matching a method and canonical path.
+    /// The first route matching a method and canonical path, among the
+    /// routes the path's owner admits (see the module docs).
     pub fn find(&self, method: &Method, path: &str) -> Option<MatchedRoute> {
         let split = SplitPath::new(path);
+        let mut owner: Option<&Route> = None;
         for (i, r) in self.routes.iter().enumerate() {
-            if !r.allows(method) {
+            // Cheap checks first: the owner is only set on the 405 path.
+            if owner.is_some_and(|o| !o.pattern.covers(&r.pattern, self.opts)) {
                 continue;
             }
-            if let Some(caps) = r.pattern.captures_split(&split, self.opts) {
-                let params = r.pattern.params().zip(caps).map(|(n, v)| (n.to_owned(), decode(v))).collect();
-                return Some(MatchedRoute { route: Some(r.clone()), index: Some(i), params });
+            let allows = r.allows(method);
+            if !allows && (owner.is_some() || r.insecure_method_fallthrough) {
+                continue;
             }
+            let Some(caps) = r.pattern.captures_split(&split, self.opts) else { continue };
+            if !allows {
+                owner = Some(r);
+                continue;
+            }
+            let params = r.pattern.params().zip(caps).map(|(n, v)| (n.to_owned(), decode(v))).collect();
+            return Some(MatchedRoute { route: Some(r.clone()), index: Some(i), params });
         }
         None
+    }
+
+    /// Pairs `(earlier, later, methods)` where `later` can take requests
+    /// for paths `earlier` matches with `methods` that `earlier` leaves
+    /// out, and admits more identities than `earlier` does: a later route
+    /// no broader than `earlier`, or any overlapping later route when
+    /// `earlier` opts into [`Route::insecure_method_fallthrough`].
+    /// `portcullis check` warns about each.
+    pub fn weaker_fallthroughs(&self) -> Vec<(usize, usize, Vec<Method>)> {
+        let mut out = Vec::new();
+        for (i, e) in self.routes.iter().enumerate() {
+            let Some(listed) = &e.methods else { continue };
+            for (j, l) in self.routes.iter().enumerate().skip(i + 1) {
+                let reachable = e.pattern.covers(&l.pattern, self.opts)
+                    || (e.insecure_method_fallthrough && l.pattern.covers(&e.pattern, self.opts));
+                if !reachable || !l.access.weaker_than(&e.access) {
+                    continue;
+                }
+                let granted: Vec<Method> = match &l.methods {
+                    Some(ms) => ms.iter().filter(|m| !e.allows(m)).cloned().collect(),
+                    None => COMMON_METHODS.iter().filter(|m| !listed.contains(m)).cloned().collect(),
+                };
+                if !granted.is_empty() {
+                    out.push((i, j, granted));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The methods a route without a method list is reported to grant.
+const COMMON_METHODS: [Method; 5] = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+
+impl Access {
+    /// Whether this access admits some identity that `other` refuses.
+    pub fn weaker_than(&self, other: &Access) -> bool {
+        match (other, self) {
+            (Access::Public, _) => false,
+            (Access::Protected(_), Access::Public) => true,
+            (Access::Protected(o), Access::Protected(s)) => !s.within(o),
+        }
+    }
+}
+
+impl Authz {
+    fn admits_everyone(&self) -> bool {
+        self.roles.is_empty() && self.owner.is_none()
+    }
+
+    /// Whether everyone this rule admits, `other` admits too.
+    fn within(&self, other: &Authz) -> bool {
+        if other.admits_everyone() {
+            return true;
+        }
+        !self.admits_everyone()
+            && self.roles.iter().all(|r| other.roles.contains(r))
+            && (self.owner.is_none() || self.owner == other.owner)
     }
 }
 
@@ -346,9 +470,78 @@ mod tests {
         ]);
         assert_eq!(t.find(&Method::GET, "/api/health").unwrap().index, Some(0));
         assert_eq!(t.find(&Method::HEAD, "/api/health").unwrap().index, Some(0));
-        assert_eq!(t.find(&Method::POST, "/api/health").unwrap().index, Some(1));
+        // The first route owns /api/health: POST is a 405, not the catch-all.
+        assert!(t.find(&Method::POST, "/api/health").is_none());
+        assert_eq!(t.allowed("/api/health"), vec![Method::GET, Method::HEAD]);
+        assert_eq!(t.find(&Method::POST, "/api/other").unwrap().index, Some(1));
         assert!(t.find(&Method::GET, "/admin").is_none());
         assert!(t.find(&Method::GET, "/apix").is_none());
+    }
+
+    // C21 C27: the attack run's method fall-through (issue 12 item 3): an
+    // owner/role route listing GET and PUT, then `/api/**` for any token.
+    #[test]
+    fn c27_methods_an_owner_route_leaves_out_are_405_not_the_catch_all() {
+        let users = || {
+            Route::new(p("/api/users/{id}"), Access::Protected(authz(&["admin"], Some("id"))))
+                .methods(vec![Method::GET, Method::PUT])
+        };
+        let any_token = || Route::new(p("/api/**"), Access::Protected(Authz::default()));
+        let t = RouteTable::new(vec![users(), any_token()]);
+        for m in [Method::DELETE, Method::POST, Method::PATCH, Method::OPTIONS] {
+            for path in ["/api/users/bob", "/API/users/bob/", "/api/users/%62ob"] {
+                assert!(t.find(&m, path).is_none(), "{m} {path} fell through");
+                assert_eq!(t.allowed(path), vec![Method::GET, Method::PUT, Method::HEAD], "{path}");
+            }
+        }
+        assert_eq!(t.find(&Method::PUT, "/api/users/bob").unwrap().index, Some(0));
+        assert_eq!(t.find(&Method::DELETE, "/api/users/bob/posts").unwrap().index, Some(1));
+        assert_eq!(t.weaker_fallthroughs(), vec![]);
+
+        // The loudly named opt-in restores fall-through, and is reported.
+        let t = RouteTable::new(vec![users().insecure_method_fallthrough(true), any_token()]);
+        assert_eq!(t.find(&Method::DELETE, "/api/users/bob").unwrap().index, Some(1));
+        assert_eq!(t.weaker_fallthroughs(), vec![(0, 1, vec![Method::POST, Method::PATCH, Method::DELETE])]);
+    }
+
+    #[test]
+    fn c21_same_path_for_other_methods_and_specific_routes_after_the_owner() {
+        let t = RouteTable::new(vec![
+            Route::new(p("/users/{id}"), Access::Public).methods(vec![Method::GET]),
+            Route::new(p("/users/{id}"), Access::Protected(authz(&["admin"], None)))
+                .methods(vec![Method::DELETE]),
+            Route::new(p("/users/me"), Access::Protected(Authz::default())).methods(vec![Method::PUT]),
+            Route::new(p("/users/**"), Access::Public),
+        ]);
+        assert_eq!(t.find(&Method::DELETE, "/users/7").unwrap().index, Some(1));
+        assert_eq!(t.find(&Method::PUT, "/users/me").unwrap().index, Some(2));
+        assert!(t.find(&Method::PUT, "/users/7").is_none());
+        assert!(t.find(&Method::POST, "/users/me").is_none());
+        assert_eq!(t.find(&Method::POST, "/users/7/avatar").unwrap().index, Some(3));
+        // A later route no broader than a stricter one, for a method that one
+        // leaves out, is reported: /users/{id} GET is public, so nothing is
+        // weaker than it; /users/me PUT is weaker than the admin-only DELETE.
+        assert_eq!(t.weaker_fallthroughs(), vec![(1, 2, vec![Method::PUT])]);
+    }
+
+    #[test]
+    fn access_strength_table() {
+        let prot = |roles: &[&str], owner: Option<&str>| Access::Protected(authz(roles, owner));
+        let cases = [
+            (Access::Public, Access::Public, false),
+            (Access::Public, prot(&[], None), true),
+            (prot(&[], None), Access::Public, false),
+            (prot(&[], None), prot(&["admin"], None), true),
+            (prot(&["admin"], None), prot(&[], None), false),
+            (prot(&["admin"], None), prot(&["admin"], Some("id")), false),
+            (prot(&["admin"], Some("id")), prot(&["admin"], None), true),
+            (prot(&["admin", "ops"], None), prot(&["admin"], None), true),
+            (prot(&[], Some("id")), prot(&[], Some("id")), false),
+            (prot(&[], Some("x")), prot(&[], Some("id")), true),
+        ];
+        for (later, earlier, want) in cases {
+            assert_eq!(later.weaker_than(&earlier), want, "{later:?} weaker than {earlier:?}");
+        }
     }
 
     #[test]

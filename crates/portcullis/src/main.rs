@@ -84,6 +84,9 @@ fn main() -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
+            for w in &cfg.warnings.0 {
+                eprintln!("portcullis: warning: {w}");
+            }
             println!("portcullis: {} is valid. Effective policy:\n", path.display());
             print!("{}", cfg.render());
             ExitCode::SUCCESS
@@ -129,6 +132,9 @@ where
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     logging::init();
+    for w in &cfg.warnings.0 {
+        tracing::warn!(target: "portcullis", at = %w.at, "{}", w.message);
+    }
     let running = server::start(&cfg).await.context("can't bind the listeners")?;
     tracing::info!(
         target: "portcullis",

@@ -87,6 +87,7 @@ pub(crate) fn validate_routes(
     extra: Vec<(String, Route)>,
     jwt_configured: bool,
     p: &mut Problems,
+    warnings: &mut Problems,
 ) -> Option<RoutesConfig> {
     let before = p.0.len();
     let unmatched = match opts.unmatched.as_deref() {
@@ -169,8 +170,13 @@ pub(crate) fn validate_routes(
                 Access::Protected(Authz { roles, owner: allow.owner })
             }
         };
+        if r.websocket == Some(true) && methods.as_ref().is_some_and(|ms| !ms.contains(&Method::GET)) {
+            p.push(format!("{at}.websocket"), "a WebSocket handshake is a GET; add \"GET\" to `methods`");
+        }
         if let Some(pattern) = pattern {
-            let mut route = Route::new(pattern, access);
+            let mut route = Route::new(pattern, access)
+                .websocket(r.websocket.unwrap_or(false))
+                .insecure_method_fallthrough(r.insecure_method_fallthrough.unwrap_or(false));
             if let Some(ms) = methods {
                 route = route.methods(ms);
             }
@@ -189,6 +195,19 @@ pub(crate) fn validate_routes(
         p.push(
             j.clone(),
             format!("can never match: {i} comes first and matches every request it would; put the specific route first"),
+        );
+    }
+    for (i, j, methods) in table.weaker_fallthroughs() {
+        let methods: Vec<&str> = methods.iter().map(Method::as_str).collect();
+        warnings.push(
+            name(j),
+            format!(
+                "takes {} requests for paths {} matches but leaves out, and admits more callers than {}; list those methods on {} too, or narrow this route",
+                methods.join(", "),
+                name(i),
+                name(i),
+                name(i),
+            ),
         );
     }
     (p.0.len() == before).then_some(RoutesConfig { table, unmatched, matching })

@@ -99,6 +99,9 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[input]`, the input keys of `[[route]]`, and `[openapi]` (C16-C20).
     pub input: InputConfig,
+    /// What is valid but probably not meant (`check` prints these, `serve`
+    /// logs them).
+    pub warnings: Problems,
 }
 
 /// `[server]`.
@@ -112,6 +115,9 @@ pub struct ServerConfig {
     pub redirect_http: Option<SocketAddr>,
     /// Trusted proxy networks (C3).
     pub trusted_proxies: Vec<IpNet>,
+    /// The host names this server answers to, lower case (`server.names`);
+    /// empty for any. The redirect listener redirects only these.
+    pub names: Vec<String>,
 }
 
 /// `[server.tls]`, loaded.

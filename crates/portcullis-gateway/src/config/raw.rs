@@ -12,6 +12,7 @@ pub(crate) struct RawServer {
     pub(crate) listen: Option<String>,
     pub(crate) trusted_proxies: Option<Vec<String>>,
     pub(crate) redirect_http: Option<String>,
+    pub(crate) names: Option<Vec<String>>,
     pub(crate) tls: Option<RawTls>,
 }
 
@@ -197,6 +198,8 @@ pub(crate) struct RawRoute {
     pub(crate) methods: Option<Vec<String>>,
     pub(crate) public: Option<bool>,
     pub(crate) allow: Option<RawAllow>,
+    pub(crate) websocket: Option<bool>,
+    pub(crate) insecure_method_fallthrough: Option<bool>,
     // Input validation (C16-C20).
     pub(crate) body_schema: Option<RawSchema>,
     pub(crate) body_required: Option<bool>,

@@ -119,7 +119,9 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
             "no [[route]] declared: Portcullis refuses requests that match no route (deny by default, C21), so this gateway would answer 404 to everything. Declare the API's routes (e.g. [[route]] path = \"/api/health\" public = true), or opt out with [routes] unmatched = \"insecure_pass_through\"",
         );
     }
-    let routes = super::auth::validate_routes(routes_opts, route_list, extra, jwt_configured, &mut p);
+    let mut warnings = Problems::default();
+    let routes =
+        super::auth::validate_routes(routes_opts, route_list, extra, jwt_configured, &mut p, &mut warnings);
 
     if let (Some(s), Some(a)) = (&server, admin)
         && a.port() != 0
@@ -152,6 +154,7 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
             routes,
             auth,
             input,
+            warnings,
         }),
         _ => Err(p),
     }
@@ -292,7 +295,23 @@ fn validate_server(raw: RawServer, base: &Path, p: &mut Problems) -> Option<Serv
         p.push("server.redirect_http", "redirects to HTTPS need [server.tls] on server.listen");
         ok = false;
     }
-    ok.then_some(ServerConfig { listen, tls, redirect_http, trusted_proxies: trusted })
+    let mut names = Vec::new();
+    for (i, n) in raw.names.unwrap_or_default().iter().enumerate() {
+        let valid = !n.is_empty()
+            && n.len() <= 253
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+            && !n.starts_with(['.', '-']);
+        if valid {
+            names.push(n.to_ascii_lowercase());
+        } else {
+            p.push(
+                format!("server.names[{i}]"),
+                "expected a host name without port, e.g. \"api.example.com\"",
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(ServerConfig { listen, tls, redirect_http, trusted_proxies: trusted, names })
 }
 
 fn validate_admin(raw: RawAdmin, p: &mut Problems) -> Option<SocketAddr> {

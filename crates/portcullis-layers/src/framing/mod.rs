@@ -12,6 +12,11 @@
 //!   ([`FramingVerdict`]; hyper itself drops a `Content-Length` that comes with
 //!   `Transfer-Encoding`, so only the raw bytes show it).
 //!
+//! It also refuses, with 400 `invalid_host`, an HTTP/1.1 request without a
+//! `Host` field and any request with several (RFC 9112 section 3.2): a
+//! back end that picks a virtual host by another rule than ours could
+//! serve another site's routes.
+//!
 //! # Example
 //! ```
 //! use portcullis_layers::framing::{check_headers, FramingFault};
@@ -101,6 +106,16 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), FramingFault> {
     Ok(())
 }
 
+/// Exactly one `Host` in HTTP/1.1, at most one otherwise.
+fn host_ok<B>(req: &Request<B>) -> bool {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => false,
+        (None, None) => req.version() != http::Version::HTTP_11,
+        (Some(_), None) => true,
+    }
+}
+
 /// Refuses requests with ambiguous framing.
 #[derive(Clone, Copy, Debug, Default)]
 #[must_use]
@@ -133,6 +148,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        if !host_ok(&req) {
+            return OrReject::Rejected { res: Some(reject(&req, RejectionKind::InvalidHost)) };
+        }
         let verdict = req.extensions().get::<FramingVerdict>().map_or(Ok(()), |v| v.0);
         match verdict.and_then(|()| check_headers(req.headers())) {
             Ok(()) => OrReject::Inner { fut: self.inner.call(req) },
@@ -187,5 +205,25 @@ mod tests {
         for (headers, want) in table {
             assert_eq!(check(headers), *want, "{headers:?}");
         }
+    }
+
+    // C28: RFC 9112 section 3.2, a missing or repeated Host.
+    #[test]
+    fn c28_host_table() {
+        use http::Version;
+        let req = |v: Version, hosts: &[&str]| {
+            let mut r = Request::builder().version(v).uri("/");
+            for h in hosts {
+                r = r.header("host", *h);
+            }
+            r.body(()).unwrap()
+        };
+        assert!(host_ok(&req(Version::HTTP_11, &["a"])));
+        assert!(!host_ok(&req(Version::HTTP_11, &[])));
+        assert!(!host_ok(&req(Version::HTTP_11, &["a", "b"])));
+        assert!(!host_ok(&req(Version::HTTP_11, &["a", "a"])));
+        assert!(host_ok(&req(Version::HTTP_10, &[])));
+        assert!(!host_ok(&req(Version::HTTP_10, &["a", "b"])));
+        assert!(host_ok(&req(Version::HTTP_2, &[])));
     }
 }

@@ -18,6 +18,9 @@ pub enum BodyLimitError {
     TooLarge,
     /// No frame within the idle timeout.
     Timeout,
+    /// The client's body could not be read: a malformed chunk (bad size
+    /// line, bare LF, missing CRLF) or the connection closed mid-body.
+    Malformed,
 }
 
 impl std::fmt::Display for BodyLimitError {
@@ -25,6 +28,7 @@ impl std::fmt::Display for BodyLimitError {
         f.write_str(match self {
             BodyLimitError::TooLarge => "request body over the limit",
             BodyLimitError::Timeout => "request body read timed out",
+            BodyLimitError::Malformed => "request body malformed or cut short",
         })
     }
 }
@@ -32,11 +36,13 @@ impl std::fmt::Display for BodyLimitError {
 impl std::error::Error for BodyLimitError {}
 
 impl BodyLimitError {
-    /// The refusal this client fault is answered with: 413 or 408.
+    /// The refusal this client fault is answered with: 413, 408 or 400
+    /// (never a 502: the upstream is not at fault, C19).
     pub const fn rejection(self) -> crate::rejection::RejectionKind {
         match self {
             BodyLimitError::TooLarge => crate::rejection::RejectionKind::BodyTooLarge,
             BodyLimitError::Timeout => crate::rejection::RejectionKind::RequestTimeout,
+            BodyLimitError::Malformed => crate::rejection::RejectionKind::MalformedRequest,
         }
     }
 }
@@ -50,6 +56,7 @@ impl BodyOutcome {
         let v = match e {
             BodyLimitError::TooLarge => 1,
             BodyLimitError::Timeout => 2,
+            BodyLimitError::Malformed => 3,
         };
         self.0.store(v, Ordering::Release);
     }
@@ -59,6 +66,7 @@ impl BodyOutcome {
         match self.0.load(Ordering::Acquire) {
             1 => Some(BodyLimitError::TooLarge),
             2 => Some(BodyLimitError::Timeout),
+            3 => Some(BodyLimitError::Malformed),
             _ => None,
         }
     }
@@ -124,7 +132,15 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                // The client's side of the body failed (a hyper parse error
+                // of a chunk, or EOF mid-body): a client fault.
+                let e: BoxError = e.into();
+                tracing::debug!(error = %e, "request body unreadable");
+                *this.failed = true;
+                this.outcome.set(BodyLimitError::Malformed);
+                Poll::Ready(Some(Err(Box::new(BodyLimitError::Malformed))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 if let Some(timer) = this.timer.as_mut().as_pin_mut()

@@ -60,6 +60,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // Raw bytes outside printable ASCII in the query (hyper lets them
+        // through): parsers disagree on their meaning (C28).
+        if req.uri().query().is_some_and(|q| !q.bytes().all(|b| b.is_ascii_graphic())) {
+            tracing::debug!(reason = "raw_query_byte", "target refused");
+            return OrReject::Rejected { res: Some(reject(&req, RejectionKind::InvalidPath)) };
+        }
         let new_uri = match canonicalize(req.uri().path(), &self.policy) {
             Ok(std::borrow::Cow::Borrowed(_)) => None,
             Ok(std::borrow::Cow::Owned(p)) => match rebuild(req.uri(), &p) {

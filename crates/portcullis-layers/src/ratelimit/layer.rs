@@ -29,6 +29,19 @@ pub enum FailMode {
 #[must_use]
 pub struct RateLimitLayer {
     inner: Arc<Limiter>,
+    preflights_only: bool,
+}
+
+/// Marks a request the preflight instance already counted.
+#[derive(Clone, Copy, Debug)]
+struct PreflightCounted;
+
+/// A CORS preflight: `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`.
+fn is_preflight(parts: &http::request::Parts) -> bool {
+    parts.method == http::Method::OPTIONS
+        && parts.headers.contains_key(http::header::ORIGIN)
+        && parts.headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 struct Limiter {
@@ -93,6 +106,7 @@ impl RateLimitBuilder {
     /// The layer.
     pub fn build(self) -> RateLimitLayer {
         RateLimitLayer {
+            preflights_only: false,
             inner: Arc::new(Limiter {
                 rules: self.rules,
                 store: self.store,
@@ -126,6 +140,14 @@ impl RateLimitLayer {
         }
     }
 
+    /// The same limiter (same rules, store and counters) for CORS
+    /// preflights only: put it before a CORS layer that answers preflights
+    /// itself, so they are counted like any request (C11). This layer then
+    /// skips the preflights it already counted.
+    pub fn for_preflights(&self) -> RateLimitLayer {
+        RateLimitLayer { inner: self.inner.clone(), preflights_only: true }
+    }
+
     /// Counters.
     pub fn stats(&self) -> RateLimitStats {
         RateLimitStats {
@@ -138,7 +160,7 @@ impl RateLimitLayer {
 impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimitService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService { inner, limiter: self.inner.clone() }
+        RateLimitService { inner, limiter: self.inner.clone(), preflights_only: self.preflights_only }
     }
 }
 
@@ -147,6 +169,7 @@ impl<S> Layer<S> for RateLimitLayer {
 pub struct RateLimitService<S> {
     inner: S,
     limiter: Arc<Limiter>,
+    preflights_only: bool,
 }
 
 impl Limiter {
@@ -248,9 +271,21 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (parts, body) = req.into_parts();
-        let applicable: Vec<usize> =
-            (0..self.limiter.rules.len()).filter(|&i| self.limiter.rules[i].applies(&parts)).collect();
+        let (mut parts, body) = req.into_parts();
+        let skip = if self.preflights_only {
+            let skip = !is_preflight(&parts);
+            if !skip {
+                parts.extensions.insert(PreflightCounted);
+            }
+            skip
+        } else {
+            parts.extensions.get::<PreflightCounted>().is_some()
+        };
+        let applicable: Vec<usize> = if skip {
+            Vec::new()
+        } else {
+            (0..self.limiter.rules.len()).filter(|&i| self.limiter.rules[i].applies(&parts)).collect()
+        };
         if applicable.is_empty() {
             let fut = MapResponse::new(self.inner.call(Request::from_parts(parts, body)), None);
             return FastOrBoxed::Fast { fut: OrReject::Inner { fut } };
