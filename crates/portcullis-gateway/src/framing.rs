@@ -12,6 +12,13 @@
 //! an oversized head), it stops, and every later request on the connection
 //! gets a `Desync` verdict (400 and close). HTTP/2 connections (preface seen)
 //! and upgraded connections are not tracked.
+//!
+//! A head that hyper would refuse with a bare status line (an invalid
+//! request line or field, too many or too large fields, a request line over
+//! the limit, or conflicting framing) is answered by [`TrackedIo`] itself
+//! when the connection is idle: the whole error response, with the security
+//! headers, the JSON body and a request id, then the connection closes
+//! (C5 C19 C29). hyper never sees those bytes.
 
 use std::collections::VecDeque;
 use std::io;
@@ -21,7 +28,12 @@ use std::task::{Context, Poll};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use portcullis_layers::framing::{FramingFault, check_headers};
+use portcullis_layers::headers::SecurityHeaders;
+use portcullis_layers::rejection::{Rejection, RejectionKind};
+use portcullis_layers::request_id::RequestId;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::metrics::Metrics;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 const MAX_CHUNK_LINE: usize = 4096;
@@ -33,6 +45,19 @@ pub struct Verdicts(Arc<Mutex<VerdictQueue>>);
 #[derive(Debug, Default)]
 struct VerdictQueue {
     queue: VecDeque<Result<(), FramingFault>>,
+    /// Requests handed to the service whose response is not done.
+    active: usize,
+}
+
+/// Marks a request of the connection as active until dropped.
+#[derive(Debug)]
+pub struct Active(Verdicts);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        let mut q = self.0.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        q.active = q.active.saturating_sub(1);
+    }
 }
 
 impl Verdicts {
@@ -42,6 +67,20 @@ impl Verdicts {
         // No head recorded for a request hyper parsed: the tracker lost the
         // stream, or the two parsers disagree. Either way it can't be trusted.
         q.queue.pop_front().unwrap_or(Err(FramingFault::Desync))
+    }
+
+    /// Counts a request as active until the guard is dropped.
+    pub fn active(&self) -> Active {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).active += 1;
+        Active(self.clone())
+    }
+
+    /// No earlier head waits for the service and no response is under
+    /// way: an answer written now can't interleave with another response.
+    /// The refused head's own verdict (a framing fault) may be queued last.
+    fn idle_after_refusal(&self) -> bool {
+        let q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        q.active == 0 && q.queue.iter().all(Result::is_err) && q.queue.len() <= 1
     }
 
     fn push(&self, v: Result<(), FramingFault>) {
@@ -71,6 +110,8 @@ pub struct Tracker {
     max_head: usize,
     max_headers: usize,
     first: bool,
+    /// A head refused before hyper saw it, to answer when idle.
+    refused: Option<RejectionKind>,
 }
 
 impl Tracker {
@@ -82,7 +123,18 @@ impl Tracker {
             max_head,
             max_headers,
             first: true,
+            refused: None,
         }
+    }
+
+    /// The refusal of the last head fed, if it was refused.
+    pub fn take_refusal(&mut self) -> Option<RejectionKind> {
+        self.refused.take()
+    }
+
+    fn refuse(&mut self, kind: RejectionKind) {
+        self.refused.get_or_insert(kind);
+        self.state = State::Lost;
     }
 
     /// The verdict queue the service reads.
@@ -119,11 +171,19 @@ impl Tracker {
                         }
                     }
                     match self.parse_head(input) {
-                        HeadParse::Partial if input.len() > self.max_head => self.lose(),
+                        // hyper refuses a head that fills its buffer.
+                        HeadParse::Partial if input.len() >= self.max_head => {
+                            let line_done = input.contains(&b'\n');
+                            self.refuse(if line_done {
+                                RejectionKind::HeadersTooLarge
+                            } else {
+                                RejectionKind::UriTooLong
+                            });
+                        }
                         HeadParse::Partial => {
                             self.state = State::Head(if pending.is_empty() { data.to_vec() } else { pending })
                         }
-                        HeadParse::Invalid => self.lose(),
+                        HeadParse::Invalid(kind) => self.refuse(kind),
                         HeadParse::Complete(n, next) => {
                             self.first = false;
                             self.state = next;
@@ -212,8 +272,14 @@ impl Tracker {
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(buf) {
             Ok(httparse::Status::Partial) => HeadParse::Partial,
-            Err(_) => HeadParse::Invalid,
+            Err(httparse::Error::TooManyHeaders) => HeadParse::Invalid(RejectionKind::HeadersTooLarge),
+            Err(_) => HeadParse::Invalid(RejectionKind::MalformedRequest),
             Ok(httparse::Status::Complete(n)) => {
+                // hyper parses the target with `http::Uri`: what it refuses
+                // is answered here.
+                if req.path.is_none_or(|p| http::Uri::try_from(p).is_err()) {
+                    return HeadParse::Invalid(RejectionKind::MalformedRequest);
+                }
                 let mut framing = HeaderMap::new();
                 let mut conn_upgrade = false;
                 let mut has_upgrade = false;
@@ -226,7 +292,7 @@ impl Tracker {
                             {
                                 framing.append(hn, hv);
                             } else {
-                                return HeadParse::Invalid;
+                                return HeadParse::Invalid(RejectionKind::AmbiguousFraming);
                             }
                         }
                         "connection" => {
@@ -240,12 +306,16 @@ impl Tracker {
                     }
                 }
                 let verdict = check_headers(&framing);
-                self.verdicts.push(verdict);
                 if verdict.is_err() {
-                    // hyper closes such connections itself; nothing after
-                    // this request is served.
+                    // Answered here when idle (hyper refuses some of these
+                    // with a bare 400, and accepts others); otherwise the
+                    // framing layer refuses the request by its verdict.
+                    // Nothing after this request is served.
+                    self.verdicts.push(verdict);
+                    self.refused.get_or_insert(RejectionKind::AmbiguousFraming);
                     return HeadParse::Complete(n, State::Lost);
                 }
+                self.verdicts.push(verdict);
                 let connect = req.method == Some("CONNECT");
                 let next = if framing.contains_key(http::header::TRANSFER_ENCODING) {
                     State::ChunkSize(Vec::new())
@@ -272,7 +342,7 @@ impl Tracker {
 
 enum HeadParse {
     Partial,
-    Invalid,
+    Invalid(RejectionKind),
     Complete(usize, State),
 }
 
@@ -293,31 +363,146 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
+/// Writes Portcullis' own answer to a head refused before parsing.
+#[derive(Clone, Debug)]
+pub struct EarlyAnswer {
+    headers: std::sync::Arc<SecurityHeaders>,
+    metrics: std::sync::Arc<Metrics>,
+}
+
+impl EarlyAnswer {
+    /// With the configured security headers, counting in `metrics`.
+    pub fn new(headers: std::sync::Arc<SecurityHeaders>, metrics: std::sync::Arc<Metrics>) -> EarlyAnswer {
+        EarlyAnswer { headers, metrics }
+    }
+
+    /// The whole HTTP/1.1 response for `kind`, as the error layer would
+    /// write it: JSON body, request id, security headers, `Connection: close`.
+    /// Logged and counted like any refused request.
+    fn render(&self, kind: RejectionKind, peer: std::net::SocketAddr, https: bool) -> Vec<u8> {
+        let id = RequestId::new_random();
+        let rejection = Rejection::new(kind);
+        let body = rejection.body_json(Some(&id));
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        h.insert(portcullis_layers::request_id::REQUEST_ID_HEADER, id.header_value().clone());
+        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        self.headers.apply(&mut h, https);
+        let status = rejection.status;
+        let mut out = Vec::with_capacity(1024 + body.len());
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("Error").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in &h {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body.as_bytes());
+        self.metrics.record(Some(kind));
+        tracing::info!(
+            target: "portcullis::access",
+            method = "-",
+            path = "-",
+            status = status.as_u16(),
+            latency_ms = 0.0,
+            bytes = body.len(),
+            client_ip = %peer.ip().to_canonical(),
+            request_id = id.as_str(),
+            reason = kind.code(),
+            completed = true,
+            "request"
+        );
+        out
+    }
+}
+
+/// How a [`TrackedIo`] answers refused heads itself.
+#[derive(Debug)]
+pub struct Answering {
+    /// The renderer.
+    pub answer: EarlyAnswer,
+    /// The client (for the log line).
+    pub peer: std::net::SocketAddr,
+    /// Whether the connection is TLS (HSTS).
+    pub https: bool,
+}
+
 pin_project_lite::pin_project! {
-    /// An IO that feeds what it reads to a [`Tracker`].
+    /// An IO that feeds what it reads to a [`Tracker`], and answers heads
+    /// the tracker refuses.
     pub struct TrackedIo<T> {
         #[pin]
         inner: T,
         tracker: Option<Tracker>,
+        answering: Option<Answering>,
+        // Our answer and how much of it is written.
+        pending: Option<(Vec<u8>, usize)>,
+        // Answered: hyper reads end of stream from now on.
+        done: bool,
     }
 }
 
 impl<T> TrackedIo<T> {
     /// Tracks `inner` (pass `None` to disable, e.g. for ALPN h2).
     pub fn new(inner: T, tracker: Option<Tracker>) -> Self {
-        TrackedIo { inner, tracker }
+        TrackedIo { inner, tracker, answering: None, pending: None, done: false }
+    }
+
+    /// Answers refused heads itself (else hyper answers them bare).
+    #[must_use]
+    pub fn answering(mut self, answering: Answering) -> Self {
+        self.answering = Some(answering);
+        self
     }
 }
 
-impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
+impl<T: AsyncRead + AsyncWrite> AsyncRead for TrackedIo<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.project();
-        let before = buf.filled().len();
-        let res = this.inner.poll_read(cx, buf);
-        if let (Poll::Ready(Ok(())), Some(t)) = (&res, this.tracker.as_mut()) {
-            t.feed(&buf.filled()[before..]);
+        let mut this = self.project();
+        loop {
+            if let Some((bytes, written)) = this.pending.as_mut() {
+                while *written < bytes.len() {
+                    match this.inner.as_mut().poll_write(cx, &bytes[*written..]) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                            *written = bytes.len();
+                        }
+                        Poll::Ready(Ok(n)) => *written += n,
+                    }
+                }
+                if this.inner.as_mut().poll_flush(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                *this.pending = None;
+                *this.done = true;
+            }
+            if *this.done {
+                // End of stream: hyper closes the connection.
+                return Poll::Ready(Ok(()));
+            }
+            let before = buf.filled().len();
+            let res = this.inner.as_mut().poll_read(cx, buf);
+            if let (Poll::Ready(Ok(())), Some(t)) = (&res, this.tracker.as_mut()) {
+                t.feed(&buf.filled()[before..]);
+                if let Some(kind) = t.take_refusal()
+                    && let Some(a) = this.answering.as_ref()
+                    && t.verdicts.idle_after_refusal()
+                {
+                    // hyper never sees the refused head.
+                    buf.set_filled(before);
+                    *this.pending = Some((a.answer.render(kind, a.peer, a.https), 0));
+                    continue;
+                }
+            }
+            return res;
         }
-        res
     }
 }
 
@@ -418,6 +603,124 @@ mod tests {
     /// Heads parsed in place (one read) and heads assembled across reads
     /// must give the same verdicts (C28).
     const PIPELINE: &[u8] = b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 26\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /c HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx";
+
+    /// What hyper's own HTTP/1 server makes of a byte stream: for each
+    /// request it dispatched, its path and whether its body read cleanly.
+    fn hyper_view(bytes: Vec<u8>) -> Vec<(String, bool)> {
+        use http_body_util::BodyExt;
+        use tokio::io::AsyncWriteExt;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let (mut client, server) = tokio::io::duplex(1 << 16);
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let rec = seen.clone();
+            let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let rec = rec.clone();
+                async move {
+                    let path = req.uri().path().to_owned();
+                    let ok = req.into_body().collect().await.is_ok();
+                    rec.lock().unwrap().push((path, ok));
+                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<
+                        bytes::Bytes,
+                    >::new()))
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(server), svc);
+            let writer = async move {
+                let _ = client.write_all(&bytes).await;
+                let _ = client.shutdown().await;
+                // Keep reading so hyper's responses never block it.
+                let mut sink = Vec::new();
+                let _ = tokio::io::AsyncReadExt::read_to_end(&mut client, &mut sink).await;
+            };
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                futures_util::future::join(conn, writer),
+            )
+            .await;
+            let v = seen.lock().unwrap().clone();
+            v
+        })
+    }
+
+    /// One chunk-size line and its data, with the spellings of the public
+    /// record of chunked-encoding smuggling (bare LF, bare CR, signs, `0x`,
+    /// overlong sizes, bad extensions, missing CRLF, wrong lengths).
+    fn chunk() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let size_prefix = prop_oneof![
+            Just(""),
+            Just("0"),
+            Just("00000000000000000"),
+            Just("+"),
+            Just("-"),
+            Just("0x"),
+            Just(" ")
+        ];
+        let ext = prop_oneof![
+            Just(""),
+            Just(";a=b"),
+            Just(";"),
+            Just(" ;a"),
+            Just("\t"),
+            Just(" x"),
+            Just(";a=\"b\"")
+        ];
+        let eol = prop_oneof![Just("\r\n"), Just("\n"), Just("\r"), Just("\r\r\n")];
+        let skew = prop_oneof![Just(0i64), Just(0), Just(0), Just(-1), Just(1)];
+        let data_eol = prop_oneof![Just("\r\n"), Just("\r\n"), Just("\n"), Just(""), Just("X\r\n")];
+        (1usize..20, size_prefix, proptest::bool::ANY, ext, eol, skew, data_eol).prop_map(
+            |(n, prefix, upper, ext, eol, skew, data_eol)| {
+                let hex = if upper { format!("{n:X}") } else { format!("{n:x}") };
+                let len = usize::try_from(n as i64 + skew).unwrap_or(0);
+                format!("{prefix}{hex}{ext}{eol}{}{data_eol}", "d".repeat(len)).into_bytes()
+            },
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        /// C28: the tracker and hyper agree on every chunked body: both take
+        /// it, or both refuse it, and a request after it is seen by both or
+        /// by neither (a disagreement is a request-smuggling primitive).
+        #[test]
+        fn c28_chunked_bodies_tracker_agrees_with_hyper(
+            chunks in proptest::collection::vec(chunk(), 0..4),
+            last in proptest::prop_oneof![
+                proptest::strategy::Just("0\r\n\r\n"),
+                proptest::strategy::Just("0\r\nX-T: 1\r\n\r\n"),
+                proptest::strategy::Just("0\n\n"),
+                proptest::strategy::Just("0;x\r\n\r\n"),
+                proptest::strategy::Just("00\r\n\r\n"),
+            ],
+        ) {
+            let mut bytes = b"POST /first HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for c in &chunks {
+                bytes.extend_from_slice(c);
+            }
+            bytes.extend_from_slice(last.as_bytes());
+            bytes.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+
+            let mut t = Tracker::new(16 * 1024, 100);
+            let v = t.verdicts();
+            t.feed(&bytes);
+            let tracker_ok = !matches!(t.state, State::Lost);
+            let verdicts: Vec<_> = v.0.lock().unwrap().queue.iter().copied().collect();
+
+            let hyper = hyper_view(bytes.clone());
+            let shown = String::from_utf8_lossy(&bytes).into_owned();
+            proptest::prop_assert_eq!(hyper.first().map(|(p, _)| p.as_str()), Some("/first"), "{}", shown);
+            let hyper_body_ok = hyper[0].1;
+            let hyper_next = hyper.iter().any(|(p, _)| p == "/next");
+            proptest::prop_assert_eq!(hyper_body_ok, tracker_ok, "body verdicts differ: {:?}", shown);
+            if hyper_next {
+                // hyper served the next request: the tracker must have found it too.
+                proptest::prop_assert_eq!(verdicts, vec![Ok(()), Ok(())], "{:?}", shown);
+            }
+        }
+    }
 
     proptest::proptest! {
         #[test]

@@ -27,7 +27,7 @@ use tower::ServiceExt;
 use portcullis_layers::ratelimit::RateLimitLayer;
 
 use crate::config::{Config, Limits};
-use crate::framing::{TrackedIo, Tracker, Verdicts};
+use crate::framing::{Answering, EarlyAnswer, TrackedIo, Tracker, Verdicts};
 use crate::metrics::Metrics;
 use crate::stack::{GatewayService, build};
 
@@ -124,7 +124,8 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
 
     let (service, metrics, rate_limit) = build(cfg);
     let tls = cfg.server.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.rustls.clone()));
-    tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway { service, tls }));
+    let answer = EarlyAnswer::new(Arc::new(cfg.headers.clone()), metrics.clone());
+    tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway { service, tls, answer }));
     if let Some(l) = redirect {
         let handler = Handler::Redirect {
             https_port: addr.port(),
@@ -168,7 +169,7 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
 
 #[derive(Clone)]
 enum Handler {
-    Gateway { service: GatewayService, tls: Option<tokio_rustls::TlsAcceptor> },
+    Gateway { service: GatewayService, tls: Option<tokio_rustls::TlsAcceptor>, answer: EarlyAnswer },
     Redirect { https_port: u16, headers: Arc<SecurityHeaders>, names: Arc<Vec<String>> },
     Admin { ready: Arc<AtomicBool>, metrics: Arc<Metrics>, rate_limit: RateLimitLayer },
 }
@@ -214,14 +215,21 @@ async fn accept_loop(listener: TcpListener, mut ctx: Ctx, handler: Handler) {
 
 async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, handler: Handler) {
     match handler {
-        Handler::Gateway { service, tls: Some(acceptor) } => {
+        Handler::Gateway { service, tls: Some(acceptor), answer } => {
             let hs = tokio::time::timeout(ctx.limits.header_read_timeout, acceptor.accept(tcp)).await;
             let Ok(Ok(stream)) = hs else { return };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve_gateway(stream, PeerAddr { addr: peer, https: true }, ctx, service, !h2).await;
+            serve_gateway(
+                stream,
+                PeerAddr { addr: peer, https: true },
+                ctx,
+                service,
+                (!h2).then_some(answer),
+            )
+            .await;
         }
-        Handler::Gateway { service, tls: None } => {
-            serve_gateway(tcp, PeerAddr { addr: peer, https: false }, ctx, service, true).await;
+        Handler::Gateway { service, tls: None, answer } => {
+            serve_gateway(tcp, PeerAddr { addr: peer, https: false }, ctx, service, Some(answer)).await;
         }
         Handler::Redirect { https_port, headers, names } => {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -240,19 +248,31 @@ async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, handler: Handler
     }
 }
 
-async fn serve_gateway<IO>(io: IO, peer: PeerAddr, ctx: &Ctx, service: GatewayService, track: bool)
-where
+/// Serves the gateway on one connection. HTTP/1 connections (`answer` set)
+/// are tracked for framing, and heads the tracker refuses are answered by it.
+async fn serve_gateway<IO>(
+    io: IO,
+    peer: PeerAddr,
+    ctx: &Ctx,
+    service: GatewayService,
+    answer: Option<EarlyAnswer>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let tracker = track.then(|| Tracker::new(ctx.limits.header_bytes, ctx.limits.max_headers));
+    let tracker = answer.is_some().then(|| Tracker::new(ctx.limits.header_bytes, ctx.limits.max_headers));
     let verdicts: Option<Verdicts> = tracker.as_ref().map(Tracker::verdicts);
-    let io = TrackedIo::new(io, tracker);
+    let mut io = TrackedIo::new(io, tracker);
+    if let Some(answer) = answer {
+        io = io.answering(Answering { answer, peer: peer.addr, https: peer.https });
+    }
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(peer);
+        let mut active = None;
         if req.version() < Version::HTTP_2
             && let Some(v) = &verdicts
         {
             req.extensions_mut().insert(FramingVerdict(v.next()));
+            active = Some(v.active());
         }
         // A request that asks to switch protocols and is not switched
         // (anything but an admitted WebSocket) ends its connection: the
@@ -261,6 +281,7 @@ where
         let fut = service.clone().oneshot(req);
         async move {
             let mut res = fut.await;
+            drop(active);
             if asked_upgrade
                 && let Ok(r) = &mut res
                 && r.status() != StatusCode::SWITCHING_PROTOCOLS

@@ -20,6 +20,15 @@ use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Bounds a step that the fix makes immediate and the bug makes wait for a
+/// 60 s timeout (or forever, for a tunnel); no passing test waits for it.
+const HANG: Duration = Duration::from_secs(20);
+
+/// [`raw`], failing instead of hanging when the connection stays open.
+async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    tokio::time::timeout(HANG, common::raw(addr, bytes)).await.expect("the connection was held open")
+}
+
 /// Every byte each upstream connection received, in accept order.
 type Received = Arc<Mutex<Vec<Vec<u8>>>>;
 
@@ -194,10 +203,6 @@ fn limits_config(upstream: SocketAddr, limits: &str) -> portcullis_gateway::conf
         "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[limits]\n{limits}\n[upstream]\nurl = \"http://{upstream}\"\n{PUBLIC_CATCH_ALL}"
     ))
 }
-
-/// Bounds a step that the fix makes immediate and the bug makes wait for a
-/// 60 s timeout; no test waits for this bound to pass.
-const HANG: Duration = Duration::from_secs(20);
 
 // C14 (item 2): silent connections can't hold the connection cap until the
 // idle timeout; a new request is served at once.
@@ -400,4 +405,58 @@ async fn c29_replaced_upstream_errors_keep_cors_and_ratelimit_headers() {
             .to_ascii_lowercase()
             .contains("origin"))
     );
+}
+
+// C5 C19 C29 (item 6): heads hyper's parser refuses got a bare status line.
+// Now every one gets the security headers, the JSON body with a request id,
+// the right status (414 for a long request line), and the connection closes.
+#[tokio::test]
+async fn c19_parser_level_refusals_carry_headers_and_json() {
+    let mut up = upstream().await;
+    let gw = gateway(up.addr, "").await;
+    let many_headers: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let long_header = format!("X-Big: {}\r\n", "a".repeat(20_000));
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"GET / HTTP/1.1\r\nHo st: a\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"G\x00T / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"GET / HTTP/9.9\r\nHost: a\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"GET /{x}|<y> HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n".to_vec(), 400, "ambiguous_framing"),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx".to_vec(),
+            400,
+            "ambiguous_framing",
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(20_000)).into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+        (format!("GET / HTTP/1.1\r\nHost: a\r\n{long_header}\r\n").into_bytes(), 431, "headers_too_large"),
+        (format!("GET / HTTP/1.1\r\nHost: a\r\n{many_headers}\r\n").into_bytes(), 431, "headers_too_large"),
+    ];
+    for (req, status, code) in cases {
+        let out = raw(gw.addr, &req).await;
+        let shown = String::from_utf8_lossy(&req[..req.len().min(60)]).into_owned();
+        assert!(out.starts_with(&format!("HTTP/1.1 {status} ")), "{shown:?}: {out}");
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        let head = head.to_ascii_lowercase();
+        for (name, value) in HELMET {
+            assert!(
+                head.contains(&format!("\r\n{name}: {}", value.to_ascii_lowercase())),
+                "{shown:?} lacks {name}: {head}"
+            );
+        }
+        assert!(head.contains("\r\nconnection: close"), "{head}");
+        assert!(!head.contains("strict-transport-security"), "HSTS over plain HTTP");
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{shown:?}: {body}"));
+        assert_eq!(v["code"], code, "{shown:?}");
+        let id = head.split("\r\nx-request-id: ").nth(1).unwrap().split("\r\n").next().unwrap();
+        assert_eq!(v["request_id"], id);
+    }
+    assert!(up.seen.try_recv().is_err(), "the upstream saw a refused head");
+    // The gateway goes on serving.
+    assert_eq!(get(gw.addr, "/ok").await.0.status(), 200);
 }
