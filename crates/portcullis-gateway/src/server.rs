@@ -218,32 +218,36 @@ async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, handler: Handler
         Handler::Gateway { service, tls: Some(acceptor), answer } => {
             let hs = tokio::time::timeout(ctx.limits.header_read_timeout, acceptor.accept(tcp)).await;
             let Ok(Ok(stream)) = hs else { return };
-            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve_gateway(
-                stream,
-                PeerAddr { addr: peer, https: true },
-                ctx,
-                service,
-                (!h2).then_some(answer),
-            )
-            .await;
+            // What ALPN agreed on is the only protocol the connection speaks:
+            // an invalid h2 preface gets GOAWAY, not an HTTP/1 parse (h2spec).
+            let proto = if stream.get_ref().1.alpn_protocol() == Some(b"h2") { Proto::H2 } else { Proto::H1 };
+            let answer = (proto == Proto::H1).then_some(answer);
+            serve_gateway(stream, PeerAddr { addr: peer, https: true }, ctx, service, answer, proto).await;
         }
         Handler::Gateway { service, tls: None, answer } => {
-            serve_gateway(tcp, PeerAddr { addr: peer, https: false }, ctx, service, Some(answer)).await;
+            serve_gateway(
+                tcp,
+                PeerAddr { addr: peer, https: false },
+                ctx,
+                service,
+                Some(answer),
+                Proto::Auto,
+            )
+            .await;
         }
         Handler::Redirect { https_port, headers, names } => {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let res = redirect_response(&req, https_port, &headers, &names);
                 async move { Ok::<_, Infallible>(res) }
             });
-            serve_conn(tcp, ctx, svc).await;
+            serve_conn(tcp, ctx, svc, Proto::Auto).await;
         }
         Handler::Admin { ready, metrics, rate_limit } => {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let res = admin_response(&req, ready.load(Ordering::SeqCst), &metrics, &rate_limit);
                 async move { Ok::<_, Infallible>(res) }
             });
-            serve_conn(tcp, ctx, svc).await;
+            serve_conn(tcp, ctx, svc, Proto::Auto).await;
         }
     }
 }
@@ -256,6 +260,7 @@ async fn serve_gateway<IO>(
     ctx: &Ctx,
     service: GatewayService,
     answer: Option<EarlyAnswer>,
+    proto: Proto,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -291,7 +296,18 @@ async fn serve_gateway<IO>(
             res
         }
     });
-    serve_conn(io, ctx, svc).await;
+    serve_conn(io, ctx, svc, proto).await;
+}
+
+/// The protocols a connection may speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    /// HTTP/1.1, or HTTP/2 with prior knowledge (plain TCP).
+    Auto,
+    /// ALPN chose `http/1.1` (or nothing).
+    H1,
+    /// ALPN chose `h2`.
+    H2,
 }
 
 /// Requests of one connection: whether one arrived, how many are in flight.
@@ -324,7 +340,7 @@ impl Drop for InFlight {
 /// accept (later heads are timed by hyper from their first byte), when idle
 /// for `idle_timeout`, when the listener is at its connection cap and the
 /// connection idle (C14), and drains it on shutdown.
-async fn serve_conn<IO, S>(io: IO, ctx: &Ctx, svc: S)
+async fn serve_conn<IO, S>(io: IO, ctx: &Ctx, svc: S, proto: Proto)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
@@ -360,6 +376,11 @@ where
         .max_concurrent_streams(100)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
+    let builder = match proto {
+        Proto::Auto => builder,
+        Proto::H1 => builder.http1_only(),
+        Proto::H2 => builder.http2_only(),
+    };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let mut shutdown = ctx.shutdown.clone();

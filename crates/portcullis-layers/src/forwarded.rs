@@ -326,10 +326,12 @@ mod tests {
 
     // C21 C28: only a WebSocket handshake may switch protocols; h2c and the
     // rest are upgrade smuggling (a raw channel past every policy).
+    type UpgradeCase<'a> = (&'a http::Method, http::Version, &'a [(&'a str, &'a str)], bool);
+
     #[test]
     fn c21_only_websocket_upgrades_table() {
         use http::{Method, Version};
-        let cases: &[(&Method, Version, &[(&str, &str)], bool)] = &[
+        let cases: &[UpgradeCase<'_>] = &[
             (&Method::GET, Version::HTTP_11, &[("connection", "Upgrade"), ("upgrade", "websocket")], true),
             (
                 &Method::GET,
