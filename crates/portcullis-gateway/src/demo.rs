@@ -95,7 +95,7 @@ async fn naive(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
             // Naive apps put the input into their error messages.
             Ok(b) => {
                 let page = format!(
-                    "<pre>Error: could not process {}<br> at /home/app/src/app.js:7:9</pre>",
+                    "<pre>Error: could not process {}<br> at /home/app/src/app.js:7:9<br> while connected to postgres://app:db-pa55word@db.internal:5432/app</pre>",
                     String::from_utf8_lossy(&b.to_bytes())
                 );
                 reply(StatusCode::INTERNAL_SERVER_ERROR, "text/html; charset=utf-8", page)

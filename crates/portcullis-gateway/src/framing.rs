@@ -69,10 +69,14 @@ impl Verdicts {
         q.queue.pop_front().unwrap_or(Err(FramingFault::Desync))
     }
 
-    /// Counts a request as active until the guard is dropped.
-    pub fn active(&self) -> Active {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).active += 1;
-        Active(self.clone())
+    /// [`Verdicts::next`], counting the request as active until the guard
+    /// is dropped (one lock).
+    pub fn next_active(&self) -> (Result<(), FramingFault>, Active) {
+        let mut q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        q.active += 1;
+        let verdict = q.queue.pop_front().unwrap_or(Err(FramingFault::Desync));
+        drop(q);
+        (verdict, Active(self.clone()))
     }
 
     /// No earlier head waits for the service and no response is under

@@ -276,8 +276,9 @@ async fn serve_gateway<IO>(
         if req.version() < Version::HTTP_2
             && let Some(v) = &verdicts
         {
-            req.extensions_mut().insert(FramingVerdict(v.next()));
-            active = Some(v.active());
+            let (verdict, guard) = v.next_active();
+            req.extensions_mut().insert(FramingVerdict(verdict));
+            active = Some(guard);
         }
         // A request that asks to switch protocols and is not switched
         // (anything but an admitted WebSocket) ends its connection: the

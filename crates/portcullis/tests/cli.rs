@@ -147,6 +147,8 @@ async fn c30_serve_logs_one_redacted_json_line_per_request_and_drains_on_sigterm
         "hunter2-password",
         "upstream-key-s3cret",
         "basic-dXNlcjpwYXNz",
+        // The demo API's error page names its database URL (issue 12 item 7).
+        "db-pa55word",
     ];
     let requests = [
         format!(
@@ -218,6 +220,7 @@ async fn c30_serve_logs_one_redacted_json_line_per_request_and_drains_on_sigterm
         .expect("original error body not logged");
     assert!(upstream_err.contains("could not process"));
     assert!(upstream_err.contains("[REDACTED]"));
+    assert!(upstream_err.contains("postgres://[REDACTED]@db.internal:5432/app"), "{upstream_err}");
     assert!(all.contains("stopped"), "{all}");
 }
 

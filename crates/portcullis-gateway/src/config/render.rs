@@ -188,7 +188,10 @@ fn input_summary(p: &portcullis_layers::input::InputPolicy) -> String {
 fn render_routes(c: &Config, o: &mut String) {
     use portcullis_layers::route::{Access, Unmatched};
     let r = &c.routes;
-    let _ = writeln!(o, "[routes] first match wins, on the canonical path");
+    let _ = writeln!(
+        o,
+        "[routes] first match wins, on the canonical path; a route owns its paths (other methods: 405)"
+    );
     let _ = writeln!(
         o,
         "  matching          {}, {}",
@@ -219,7 +222,18 @@ fn render_routes(c: &Config, o: &mut String) {
             }
         };
         let input = c.input.policies.get(i).and_then(Option::as_ref).map(input_summary).unwrap_or_default();
-        let _ = writeln!(o, "  route[{i}]          {methods} {} -> {access}{input}", route.pattern.as_str());
+        let mut flags = String::new();
+        if route.websocket {
+            flags.push_str("; WebSocket upgrades");
+        }
+        if route.insecure_method_fallthrough {
+            flags.push_str("; OTHER METHODS FALL THROUGH TO LATER ROUTES (insecure_method_fallthrough)");
+        }
+        let _ = writeln!(
+            o,
+            "  route[{i}]          {methods} {} -> {access}{input}{flags}",
+            route.pattern.as_str()
+        );
     }
     let _ = writeln!(
         o,

@@ -385,3 +385,36 @@ public = true
     let p = problems("[upstream]\nurl = \"http://x\"\n[rate_limit_options]\nstore = \"redis\"\n");
     assert!(p[0].starts_with("rate_limit_options.store: \"redis\" needs [state]"), "{p:?}");
 }
+
+// C21 C27 (issue 12 item 3): `check` warns where a later route would take
+// methods an earlier, stricter route on the same path leaves out.
+#[test]
+fn c27_weaker_method_fallthrough_is_warned_about() {
+    let jwt = "[upstream]\nurl = \"http://127.0.0.1:3000\"\n[auth.jwt]\nissuer = \"https://idp.test/\"\naudience = \"api\"\njwks_url = \"https://idp.test/jwks\"\n";
+    let routes = |extra: &str| {
+        format!(
+            "{jwt}[[route]]\npath = \"/api/users/{{id}}\"\nmethods = [\"GET\", \"PUT\"]\nallow = {{ roles = [\"admin\"], owner = \"id\" }}\n{extra}[[route]]\npath = \"/api/**\"\n"
+        )
+    };
+    // The documented shape is safe as written: no fall-through, no warning.
+    let cfg = check(&routes("")).unwrap();
+    assert!(cfg.warnings.0.is_empty(), "{}", cfg.warnings);
+    // Opting in is reported, naming both routes and the methods.
+    let cfg = check(&routes("insecure_method_fallthrough = true\n")).unwrap();
+    let w: Vec<String> = cfg.warnings.0.iter().map(ToString::to_string).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("route[1]: takes POST, PATCH, DELETE requests for paths route[0] matches"),
+        "{w:?}"
+    );
+    // The same path declared again for another method with a weaker rule.
+    let cfg = check(&format!(
+        "{jwt}[[route]]\npath = \"/api/users/{{id}}\"\nmethods = [\"GET\"]\nallow = {{ roles = [\"admin\"] }}\n[[route]]\npath = \"/api/users/{{id}}\"\nmethods = [\"DELETE\"]\npublic = true\n"
+    ))
+    .unwrap();
+    assert_eq!(cfg.warnings.0.len(), 1, "{}", cfg.warnings);
+    assert_eq!(cfg.warnings.0[0].at, "route[1]");
+    // A WebSocket route must admit GET.
+    let p = problems(&format!("{jwt}[[route]]\npath = \"/ws\"\nmethods = [\"POST\"]\nwebsocket = true\n"));
+    assert!(p.iter().any(|m| m.starts_with("route[0].websocket:")), "{p:?}");
+}
