@@ -340,3 +340,34 @@ async fn worked_example_protects_the_express_admin_route() {
     assert_eq!(h["x-auth-roles"], "user");
     assert!(h.get("x_auth_roles").is_none() && h.get("authorization").is_none(), "{h}");
 }
+
+// C27 (issue 13 item 4): Express's `:id` and `{id}` are the same parameter;
+// an owner rule written either way protects `/api/users/7`.
+#[tokio::test]
+async fn c27_express_colon_and_brace_parameters_protect_alike() {
+    let k = TestKey::generate(Algorithm::ES256, "k");
+    let idp = idp(&[&k]).await;
+    let up = upstream().await;
+    for spelling in ["{id}", ":id"] {
+        let route = format!("/api/users/{spelling}\"");
+        let toml = auth_toml(idp.addr).replace("/api/users/{id}\"", &route);
+        assert!(toml.contains(&route), "{toml}");
+        let gw = gateway(up.addr, &toml).await;
+        let seven = format!("Bearer {}", k.sign(&claims("7", &["user"])));
+        let eight = format!("Bearer {}", k.sign(&claims("8", &["user"])));
+        until_accepted(gw.addr, "/api/users/7", &k.sign(&claims("7", &["user"]))).await;
+        assert_eq!(call(gw.addr, "GET", "/api/users/7", &[]).await.0, 401, "{spelling}");
+        assert_eq!(
+            call(gw.addr, "GET", "/api/users/7", &[("authorization", &seven)]).await.0,
+            200,
+            "{spelling}"
+        );
+        assert_eq!(
+            call(gw.addr, "GET", "/API/users/7/", &[("authorization", &seven)]).await.0,
+            200,
+            "{spelling}"
+        );
+        let (s, v, _) = call(gw.addr, "GET", "/api/users/7", &[("authorization", &eight)]).await;
+        assert_eq!((s, v["code"].as_str()), (403, Some("forbidden")), "{spelling}");
+    }
+}

@@ -1,7 +1,8 @@
 //! Path patterns for per-route rules (CORS overrides, rate limits, routes).
 //!
-//! `/api/users` (exact), `/api/users/*` or `/api/users/{id}` (one segment),
-//! `/api/**` (the rest of the path, including nothing). Patterns match the
+//! `/api/users` (exact), `/api/users/*` or `/api/users/{id}` (one segment;
+//! Express's `/api/users/:id` is the same parameter), `/api/**` (the rest
+//! of the path, including nothing). Patterns match the
 //! canonical path (see [`crate::path`]) the way Express routes it:
 //! ASCII-case-insensitively and ignoring one trailing slash, so a rule on
 //! `/auth/login` also holds for `/AUTH/login/`.
@@ -11,7 +12,7 @@ use crate::config_error::ConfigError;
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Seg {
     Lit(String),
-    /// One segment; `Some(name)` for `{name}`, `None` for `*`.
+    /// One segment; `Some(name)` for `{name}` or `:name`, `None` for `*`.
     One(Option<String>),
     Rest,
 }
@@ -55,6 +56,17 @@ impl<'p> SplitPath<'p> {
     }
 }
 
+/// A `{name}` or `:name` parameter segment.
+fn param(name: &str, segs: &[Seg]) -> Result<Seg, ConfigError> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(ConfigError::new("", "a parameter name is letters, digits and '_'"));
+    }
+    if segs.iter().any(|s| matches!(s, Seg::One(Some(n)) if n == name)) {
+        return Err(ConfigError::new("", "a parameter name appears twice in one pattern"));
+    }
+    Ok(Seg::One(Some(name.to_owned())))
+}
+
 impl PathPattern {
     /// Parses a pattern.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
@@ -74,14 +86,18 @@ impl PathPattern {
                 "**" => return Err(ConfigError::new("", "'**' may only end a pattern")),
                 "*" => Seg::One(None),
                 p if p.starts_with('{') && p.ends_with('}') && p.len() > 2 => {
-                    let name = &p[1..p.len() - 1];
-                    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                        return Err(ConfigError::new("", "a parameter name is letters, digits and '_'"));
+                    param(&p[1..p.len() - 1], &segs)?
+                }
+                // Express's spelling of the same parameter: `:id` is `{id}`.
+                p if p.starts_with(':') => {
+                    let name = &p[1..];
+                    if name.ends_with(['?', '+', '*', ')']) {
+                        return Err(ConfigError::new(
+                            "",
+                            "Express's optional, repeated and regular-expression parameters (':id?', ':id+', ':id(\\d+)') are not supported; declare each path, and check the value with params_schema",
+                        ));
                     }
-                    if segs.iter().any(|s| matches!(s, Seg::One(Some(n)) if n == name)) {
-                        return Err(ConfigError::new("", "a parameter name appears twice in one pattern"));
-                    }
-                    Seg::One(Some(name.to_owned()))
+                    param(name, &segs)?
                 }
                 p if p.contains(['*', '{', '}', '?', '#', ';', '\\', '%']) => {
                     return Err(ConfigError::new(
@@ -99,7 +115,7 @@ impl PathPattern {
         Ok(PathPattern { text: text.to_owned(), segs, trailing_slash: stripped.is_some() })
     }
 
-    /// The pattern as written.
+    /// The pattern as written (`:id` stays `:id`).
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -231,6 +247,24 @@ mod tests {
         assert!(PathPattern::parse("/").unwrap().captures("/", strict).is_some());
     }
 
+    // Issue 13 item 4: Express's `:id` is the `{id}` parameter.
+    #[test]
+    fn express_colon_parameters_are_the_same_parameters() {
+        let colon = PathPattern::parse("/api/users/:id/posts/:post").unwrap();
+        let brace = PathPattern::parse("/api/users/{id}/posts/{post}").unwrap();
+        assert_eq!(colon.params().collect::<Vec<_>>(), ["id", "post"]);
+        let o = MatchOptions::default();
+        for path in ["/api/users/7/posts/9", "/API/users/alice/posts/x/"] {
+            assert_eq!(colon.captures(path, o), brace.captures(path, o), "{path}");
+            assert!(colon.matches(path), "{path}");
+        }
+        assert!(!colon.matches("/api/users/:id/posts/:post/x"));
+        assert!(colon.covers(&brace, o) && brace.covers(&colon, o));
+        assert_eq!(colon.as_str(), "/api/users/:id/posts/:post");
+        // A colon inside a segment stays literal (`/v1/models/m:generate`).
+        assert!(PathPattern::parse("/v1/models/m:generate").unwrap().matches("/v1/models/m:generate"));
+    }
+
     #[test]
     fn coverage_finds_shadowed_patterns() {
         let o = MatchOptions::default();
@@ -253,7 +287,24 @@ mod tests {
 
     #[test]
     fn bad_patterns() {
-        for p in ["auth", "/a//b", "/a/**/b", "/a*", "/a/{id", "/a/%2f", "/a/../b", "/a/{x-y}", "/{a}/{a}"] {
+        for p in [
+            "auth",
+            "/a//b",
+            "/a/**/b",
+            "/a*",
+            "/a/{id",
+            "/a/%2f",
+            "/a/../b",
+            "/a/{x-y}",
+            "/{a}/{a}",
+            "/a/:",
+            "/a/:x-y",
+            "/:a/{a}",
+            "/a/:id?",
+            "/a/:id+",
+            "/a/:id*",
+            "/a/:id(\\d+)",
+        ] {
             assert!(PathPattern::parse(p).is_err(), "{p}");
         }
     }

@@ -87,8 +87,10 @@ fn check(path: &std::path::Path) -> ExitCode {
             for w in &cfg.warnings.0 {
                 eprintln!("portcullis: warning: {w}");
             }
-            println!("portcullis: {} is valid. Effective policy:\n", path.display());
-            print!("{}", cfg.render());
+            // `check | head` closes the pipe early: stop writing, no panic.
+            let text =
+                format!("portcullis: {} is valid. Effective policy:\n\n{}", path.display(), cfg.render());
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
             ExitCode::SUCCESS
         }
         Err(problems) => {
@@ -140,8 +142,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         target: "portcullis",
         listen = %running.addr,
         tls = cfg.server.tls.is_some(),
-        redirect = ?running.redirect_addr,
-        admin = ?running.admin_addr,
+        redirect = %running.redirect_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
+        admin = %running.admin_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         upstream = %cfg.upstream.url,
         "portcullis started"
     );

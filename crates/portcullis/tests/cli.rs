@@ -93,7 +93,8 @@ allow = { owner = "id" }
 fn check_reports_a_missing_file_and_syntax_errors() {
     let out = run(&["check", "--config", "/nonexistent/portcullis.toml"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("can't read the configuration file"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/portcullis.toml: does not exist"), "{stderr}");
     let (_d, path) = write_config("[upstream\nurl = 1\n");
     let out = run(&["check", "--config", path.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
@@ -102,6 +103,25 @@ fn check_reports_a_missing_file_and_syntax_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+// Issue 13 item 3: `check | head` closes the pipe early; no panic, exit 0.
+#[test]
+fn check_into_a_closed_pipe_exits_cleanly() {
+    let (_d, path) = write_config(
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[route]]\npath = \"/**\"\npublic = true\n",
+    );
+    let mut child = std::process::Command::new(BIN)
+        .args(["check", "--config", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything is written
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use portcullis_layers::route::{Access, Authz, Route, RouteTable, Unmatched};
 
 use super::Problems;
 use super::raw::{RawAuth, RawJwt, RawRoute, RawRoutes};
-use super::units::parse_duration;
+use super::units::{parse_duration, show_duration};
 
 /// `[routes]` and `[[route]]`, built.
 #[derive(Clone, Debug)]
@@ -68,7 +68,7 @@ fn dur(
     match parse_duration(s) {
         Ok(d) if d >= min && d <= max => d,
         Ok(_) => {
-            p.push(at, format!("must be between {min:?} and {max:?}"));
+            p.push(at, format!("must be between {} and {}", show_duration(min), show_duration(max)));
             default
         }
         Err(e) => {

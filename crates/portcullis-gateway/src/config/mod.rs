@@ -211,7 +211,14 @@ impl Default for ErrorPages {
 pub fn load(path: &Path) -> Result<Config, Problems> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let mut p = Problems::default();
-        p.push(path.display().to_string(), format!("can't read the configuration file: {}", e.kind()));
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "does not exist".to_owned(),
+            std::io::ErrorKind::PermissionDenied => "can't be read: permission denied".to_owned(),
+            std::io::ErrorKind::IsADirectory => "is a directory, not a file".to_owned(),
+            std::io::ErrorKind::InvalidData => "is not UTF-8 text".to_owned(),
+            _ => "can't be read".to_owned(),
+        };
+        p.push(path.display().to_string(), why);
         p
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -263,23 +263,41 @@ pub(super) fn validate(
 
 /// Lines for `check`.
 pub(super) fn summary(c: &RateLimitConfig) -> Vec<String> {
+    let store = match c.store {
+        StoreKind::Memory => "memory (per instance)",
+        StoreKind::Redis => "redis (shared)",
+    };
+    let headers = match c.headers {
+        HeaderFormat::Draft6 => "draft-6",
+        HeaderFormat::Draft7 => "draft-7",
+        HeaderFormat::Draft8 => "draft-8",
+        HeaderFormat::Off => "off",
+        _ => "other",
+    };
+    let on_error = match c.on_store_error {
+        FailMode::Open => "fail open (counted in this instance)",
+        FailMode::Closed => "fail closed (503)",
+        _ => "other",
+    };
     let mut v = vec![format!(
-        "store {:?}, headers {:?}{}, on store error {:?}, max {} keys in memory",
-        c.store,
-        c.headers,
+        "store {store}, headers {headers}{}, on store error {on_error}, max {} keys in memory",
         if c.legacy_headers { " + legacy X-RateLimit-*" } else { "" },
-        c.on_store_error,
         c.max_keys
     )];
     for r in &c.rules {
         let routes: Vec<&str> = r.patterns.iter().map(PathPattern::as_str).collect();
         let methods: Vec<&str> = r.methods.iter().map(Method::as_str).collect();
+        let key = match &r.key {
+            KeyKind::Ip { v6_prefix } => format!("ip (IPv6 /{v6_prefix})"),
+            KeyKind::Header(h) => format!("header {h}"),
+            KeyKind::Global => "global".to_owned(),
+            _ => "other".to_owned(),
+        };
         v.push(format!(
-            "{}: {} per {} by {:?} on {} {}",
+            "{}: {} per {} by {key} on {} {}",
             r.name,
             r.rate.limit,
             show_duration(r.window()),
-            r.key,
             if methods.is_empty() { "any method".to_owned() } else { methods.join(",") },
             if routes.is_empty() { "every path".to_owned() } else { routes.join(" ") }
         ));

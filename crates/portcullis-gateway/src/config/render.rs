@@ -38,7 +38,7 @@ pub(super) fn render(c: &Config) -> String {
     let _ = writeln!(o, "[admin]");
     match c.admin {
         Some(a) => {
-            let _ = writeln!(o, "  listen            {a} (/healthz, /readyz)");
+            let _ = writeln!(o, "  listen            {a} (/healthz, /readyz, /metrics)");
         }
         None => {
             let _ = writeln!(o, "  disabled");
