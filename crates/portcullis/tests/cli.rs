@@ -78,13 +78,22 @@ allow = { owner = "id" }
         "upstream.headers.X-Api-Key: secrets can't be written in the file",
         "headers.referrer_policy: expected a comma-separated list",
         "limits.body: ",
-        "route[0].methods[0]: expected an upper-case method name",
-        "route[0].allow.owner: names no {id} parameter of the path pattern",
-        "route[0]: a protected route (no `public = true`) needs [auth.jwt]",
+        "route #1 methods[0]: expected an upper-case method name",
+        "route #1 allow.owner: names no {id} parameter of the path pattern",
+        "route #1: a protected route (no `public = true`) needs [auth.jwt]",
     ] {
         assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
     }
     assert!(stderr.contains("8 problem(s)"), "{stderr}");
+    // Each problem carries file:line:column of its key (issue 13).
+    let file = path.display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "route #1 methods[0]: expected an upper-case method name, e.g. \"GET\" ({file}:18:12)"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("({file}:3:1)")), "server.listen on line 3: {stderr}");
     assert!(!stderr.contains("hunter2"), "a secret was echoed:\n{stderr}");
     assert!(!stderr.contains("panicked"));
 }
@@ -103,6 +112,31 @@ fn check_reports_a_missing_file_and_syntax_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+// Issue 13: a typo in one key is exactly one problem, naming that key and
+// its line; the neighbours of a mistyped value are not reported "missing".
+#[test]
+fn check_reports_one_typo_as_one_problem_with_its_line() {
+    let (_d, path) = write_config(
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\n\n[[route]]\npath = \"/api/**\"\npublik = true\n",
+    );
+    let out = run(&["check", "--config", path.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("1 problem(s)"), "{stderr}");
+    assert!(stderr.contains("route #1 publik: unknown field `publik`"), "{stderr}");
+    assert!(stderr.contains(&format!("({}:6:1)", path.display())), "{stderr}");
+
+    let (_d, path) = write_config(
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\ntimeout = 30\n[[route]]\npath = 5\npublic = true\n",
+    );
+    let out = run(&["check", "--config", path.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+    assert!(stderr.contains("upstream.timeout: expected text (in quotes), found a number"), "{stderr}");
+    assert!(stderr.contains("route #1 path: expected text (in quotes), found a number"), "{stderr}");
+    assert!(!stderr.contains("missing"), "{stderr}");
 }
 
 // Issue 13 item 3: `check | head` closes the pipe early; no panic, exit 0.

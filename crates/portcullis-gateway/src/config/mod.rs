@@ -7,6 +7,7 @@
 mod auth;
 mod cors;
 mod input;
+mod locate;
 mod openapi;
 mod ratelimit;
 mod raw;
@@ -36,26 +37,113 @@ pub use validate::from_str;
 /// One configuration problem and where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
-    /// Dotted path in the file (`server.tls.cert`, `server.trusted_proxies[2]`),
-    /// or `line L, column C` for syntax errors.
+    /// Dotted path in the file (`server.tls.cert`, `server.trusted_proxies[2]`,
+    /// `route[0].path`), or `line L, column C` for syntax errors.
     pub at: String,
     /// What is wrong. Never contains a secret.
     pub message: String,
+    /// Line and column (1-based) of the key, or of its table when the key
+    /// is missing.
+    pub line_col: Option<(usize, usize)>,
+    /// The file, when read from one.
+    pub file: Option<String>,
 }
 
 impl fmt::Display for Problem {
+    /// `route #2 allow.owner: names no {id} parameter of the path pattern
+    /// (portcullis.toml:14:26)`: routes counted as a user counts them, the
+    /// place as `file:line:column`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.at, self.message)
+        write!(f, "{}: {}", user_path(&self.at), user_path(&self.message))?;
+        match (&self.file, self.line_col) {
+            (Some(file), Some((l, c))) => write!(f, " ({file}:{l}:{c})"),
+            (None, Some((l, c))) => write!(f, " (line {l}, column {c})"),
+            _ => Ok(()),
+        }
     }
+}
+
+/// `route[1].allow` as a user counts routes: `route #2 allow`.
+fn user_path(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("route[") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "route[".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match (after[..digits].parse::<usize>(), after[digits..].strip_prefix(']')) {
+            (Ok(n), Some(tail)) if digits > 0 => {
+                out.push_str(&format!("route #{}", n + 1));
+                rest = match tail.strip_prefix('.') {
+                    Some(t) => {
+                        out.push(' ');
+                        t
+                    }
+                    None => tail,
+                };
+            }
+            _ => {
+                out.push_str("route[");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Every problem found in a configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Problems(pub Vec<Problem>);
+pub struct Problems(pub Vec<Problem>, Vec<String>);
 
 impl Problems {
+    /// Records a problem, unless it is about a key whose value was already
+    /// refused (a refused `url` is not also "missing").
     pub(crate) fn push(&mut self, at: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem { at: at.into(), message: message.into() });
+        let at = at.into();
+        let message = message.into();
+        let under = |k: &str| at.strip_prefix(k).is_some_and(|r| r.starts_with(['.', '[']));
+        let said = |r: &String| match r.strip_prefix('~') {
+            // A table with a misspelt key: its own verdicts and its
+            // "missing" keys are unreliable; its other values are not.
+            Some(table) => at == table || (under(table) && message.starts_with("missing")),
+            None => at == *r || under(r),
+        };
+        if self.1.iter().any(said) {
+            return;
+        }
+        self.0.push(Problem { at, message, line_col: None, file: None });
+    }
+
+    /// Marks a key whose value was refused: later problems about it are
+    /// not reported.
+    pub(crate) fn refused(&mut self, key: String) {
+        self.1.push(key);
+    }
+
+    /// Marks a table with a misspelt key: later problems about the table
+    /// itself, or about keys it lacks (perhaps the misspelt one), are not
+    /// reported.
+    pub(crate) fn misspelt_in(&mut self, table: &str) {
+        self.1.push(format!("~{table}"));
+    }
+
+    /// Locates every problem in `text`.
+    pub(crate) fn locate(&mut self, text: &str) {
+        let l = locate::Locator::new(text);
+        for p in &mut self.0 {
+            if p.line_col.is_none() {
+                p.line_col = l.find(&p.at);
+            }
+        }
+    }
+
+    /// Names the file every problem is in.
+    pub(crate) fn in_file(mut self, file: &str) -> Problems {
+        for p in &mut self.0 {
+            p.file = Some(file.to_owned());
+        }
+        self
     }
 }
 
@@ -222,7 +310,13 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
         p
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let file = path.display().to_string();
     from_str(&text, &base, &|name| std::env::var(name).ok())
+        .map(|mut c| {
+            c.warnings = std::mem::take(&mut c.warnings).in_file(&file);
+            c
+        })
+        .map_err(|p| p.in_file(&file))
 }
 
 impl Config {

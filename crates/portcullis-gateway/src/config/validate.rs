@@ -158,8 +158,15 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
             input,
             warnings,
         }),
-        _ => Err(p),
+        _ => {
+            p.locate(text);
+            Err(p)
+        }
     }
+    .map(|mut c: Config| {
+        c.warnings.locate(text);
+        c
+    })
 }
 
 /// `[[name]]`: an array of tables, each checked on its own.
@@ -186,38 +193,89 @@ fn line_col(text: &str, offset: usize) -> String {
 }
 
 /// Deserializes one section; on failure, checks each key alone so that every
-/// bad key is reported, not just the first.
+/// bad key is reported, not just the first, and builds the section from the
+/// good keys: a bad key never makes its neighbours look missing.
 fn section<T: DeserializeOwned + Default>(name: &str, doc: &toml::Table, p: &mut Problems) -> T {
     let Some(value) = doc.get(name) else { return T::default() };
     let Some(table) = value.as_table() else {
         p.push(name, "expected a table, e.g. [".to_owned() + name + "]");
+        p.refused(name.to_owned());
         return T::default();
     };
     match serde_path_to_error::deserialize::<_, T>(value.clone()) {
         Ok(t) => t,
         Err(whole) => {
             let before = p.0.len();
+            let mut good = toml::Table::new();
             for (k, v) in table {
                 let mut one = toml::Table::new();
                 one.insert(k.clone(), v.clone());
-                if let Err(e) = serde_path_to_error::deserialize::<_, T>(toml::Value::Table(one)) {
-                    p.push(format!("{name}.{}", e.path()), clean_message(&e.inner().to_string()));
+                match serde_path_to_error::deserialize::<_, T>(toml::Value::Table(one)) {
+                    Ok(_) => {
+                        good.insert(k.clone(), v.clone());
+                    }
+                    Err(e) => {
+                        let message = e.inner().to_string();
+                        p.push(format!("{name}.{}", e.path()), clean_message(&message));
+                        // A misspelt key leaves its table's meaning unknown
+                        // (`publik = true` would make a route protected).
+                        if message.starts_with("unknown field") {
+                            p.misspelt_in(name);
+                        } else {
+                            p.refused(format!("{name}.{k}"));
+                        }
+                    }
                 }
             }
             if p.0.len() == before {
                 p.push(format!("{name}.{}", whole.path()), clean_message(&whole.inner().to_string()));
+                p.refused(name.to_owned());
+                return T::default();
             }
-            T::default()
+            serde_path_to_error::deserialize::<_, T>(toml::Value::Table(good)).unwrap_or_default()
         }
     }
 }
 
+/// serde's messages in user words, without echoing the value (it could be a
+/// secret typed in the wrong place): `invalid type: integer `5`, expected a
+/// string` becomes `expected text, found a number`.
 fn clean_message(m: &str) -> String {
-    let m = m.trim();
+    // toml appends "\nin `key`": the key is already in the problem's place.
+    let m = m.split('\n').next().unwrap_or(m).trim();
     if m.starts_with("data did not match any variant") {
         return "invalid value: expected a string or false (or a table where documented)".to_owned();
     }
+    if let Some(rest) = m.strip_prefix("invalid type: ") {
+        let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let found = match found.split([' ', '`']).next().unwrap_or("") {
+            "string" => "text",
+            "integer" | "float" => "a number",
+            "boolean" => "true or false",
+            "sequence" => "a list",
+            "map" => "a table",
+            other => other,
+        };
+        return format!("expected {}, found {found}", user_type(expected));
+    }
+    if let Some(rest) = m.strip_prefix("invalid value: ") {
+        let expected = rest.split_once(", expected ").map_or("", |(_, e)| e);
+        return format!("invalid value: expected {}", user_type(expected));
+    }
     m.to_owned()
+}
+
+/// serde's names of expected types in user words.
+fn user_type(expected: &str) -> &str {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i64" => "a whole number",
+        "a boolean" | "bool" => "true or false",
+        "a string" => "text (in quotes)",
+        "a sequence" => "a list, e.g. [\"a\", \"b\"]",
+        e if e.starts_with("struct ") || e == "a map" => "a table",
+        "" => "another type",
+        e => e,
+    }
 }
 
 fn validate_server(raw: RawServer, base: &Path, p: &mut Problems) -> Option<ServerConfig> {
