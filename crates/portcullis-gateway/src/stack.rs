@@ -124,6 +124,7 @@ pub fn build(cfg: &Config) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
             .layer(rate_limit.clone()) // C11 C12
             .layer(BodyLimitLayer::new(cfg.limits.body).idle_timeout(cfg.limits.body_read_timeout)) // C13 C14
             .layer(auth) // C22 C23 C26 C27
+            .layer(rate_limit.for_subjects()) // C11 per user: rules keyed by the verified subject
             .layer(input_layer(cfg)) // C16-C20: after auth, so no body is read for a client refused there
             // C29: innermost, so the CORS and RateLimit headers the request
             // earned are added to the replacement too (C8 C11).

@@ -371,3 +371,50 @@ async fn c27_express_colon_and_brace_parameters_protect_alike() {
         assert_eq!((s, v["code"].as_str()), (403, Some("forbidden")), "{spelling}");
     }
 }
+
+// C11 per user (issue 13 item 5): `key = "subject"` counts by the verified
+// subject, after authentication; each user has their own budget, a user
+// can't spend another's, and requests refused before auth don't count.
+#[tokio::test]
+async fn c11_rate_limit_per_verified_subject() {
+    let k = TestKey::generate(Algorithm::ES256, "k");
+    let idp = idp(&[&k]).await;
+    let up = upstream().await;
+    let toml = format!(
+        "[[rate_limit]]\nname = \"per-user\"\nkey = \"subject\"\nlimit = 2\nwindow = \"1h\"\nroutes = [\"/api/**\"]\n[[rate_limit]]\nname = \"per-ip\"\nlimit = 1000\nwindow = \"1m\"\n{}",
+        auth_toml(idp.addr)
+    );
+    let gw = gateway(up.addr, &toml).await;
+    let alice = format!("Bearer {}", k.sign(&claims("alice", &["user"])));
+    let alice2 = format!("Bearer {}", k.sign(&json!({"sub": "alice", "iss": "https://idp.test/", "aud": "api", "exp": now() + NOW_PLUS, "jti": "another-token"})));
+    let bob = format!("Bearer {}", k.sign(&claims("bob", &["user"])));
+    until_accepted(gw.addr, "/admin/x", &k.sign(&claims("root", &["admin"]))).await;
+    // Refused by auth (no token, bad token): not counted against anyone.
+    for _ in 0..5 {
+        assert_eq!(call(gw.addr, "GET", "/api/things", &[]).await.0, 401);
+        assert_eq!(call(gw.addr, "GET", "/api/things", &[("authorization", "Bearer x.y.z")]).await.0, 401);
+    }
+    let (s, _, res) = call(gw.addr, "GET", "/api/things", &[("authorization", &alice)]).await;
+    assert_eq!(s, 200);
+    // Both limiters speak in the draft-8 lists: the per-user rule (decided
+    // after auth) and the per-IP one (before it).
+    let joined = |name: &str| {
+        res.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    assert!(joined("ratelimit").contains("\"per-user\";r=1"), "{:?}", res.headers());
+    assert!(joined("ratelimit-policy").contains("\"per-ip\";q=1000"), "{:?}", res.headers());
+    // A second token for the same subject shares the budget.
+    assert_eq!(call(gw.addr, "GET", "/api/things", &[("authorization", &alice2)]).await.0, 200);
+    let (s, v, res) = call(gw.addr, "GET", "/api/things", &[("authorization", &alice)]).await;
+    assert_eq!((s, v["code"].as_str()), (429, Some("rate_limited")));
+    assert!(res.headers().contains_key("retry-after"));
+    // Bob, from the same IP, has his own.
+    assert_eq!(call(gw.addr, "GET", "/api/things", &[("authorization", &bob)]).await.0, 200);
+    assert_eq!(call(gw.addr, "GET", "/api/things", &[("authorization", &bob)]).await.0, 200);
+    assert_eq!(call(gw.addr, "GET", "/api/things", &[("authorization", &bob)]).await.0, 429);
+}

@@ -132,9 +132,7 @@ fn parse_key(s: &str) -> Result<KeyKind, String> {
     match s {
         "ip" => Ok(KeyKind::ip()),
         "global" => Ok(KeyKind::Global),
-        "subject" => {
-            Err("\"subject\" needs authentication ([auth]), which this version does not have yet".to_owned())
-        }
+        "subject" => Ok(KeyKind::Subject),
         s if let Some(n) = s.strip_prefix("ip/") => match n.parse::<u8>() {
             Ok(n) if (32..=128).contains(&n) => Ok(KeyKind::Ip { v6_prefix: n }),
             _ => Err("ip/N groups IPv6 clients by a prefix of 32 to 128 bits, e.g. \"ip/56\"".to_owned()),
@@ -150,6 +148,7 @@ pub(super) fn validate(
     options: RawRateLimitOptions,
     rules: Vec<RawRateLimit>,
     state: &StateConfig,
+    authentication: bool,
     p: &mut Problems,
 ) -> Option<RateLimitConfig> {
     let before = p.0.len();
@@ -243,6 +242,13 @@ pub(super) fn validate(
             }
         }
         let key = match parse_key(r.key.as_deref().unwrap_or("ip")) {
+            Ok(KeyKind::Subject) if !authentication => {
+                p.push(
+                    format!("{at}.key"),
+                    "\"subject\" counts by the verified user, and no authentication is configured: add [auth.jwt], or count by \"ip\"",
+                );
+                KeyKind::ip()
+            }
             Ok(k) => k,
             Err(e) => {
                 p.push(format!("{at}.key"), e);
@@ -291,6 +297,7 @@ pub(super) fn summary(c: &RateLimitConfig) -> Vec<String> {
             KeyKind::Ip { v6_prefix } => format!("ip (IPv6 /{v6_prefix})"),
             KeyKind::Header(h) => format!("header {h}"),
             KeyKind::Global => "global".to_owned(),
+            KeyKind::Subject => "subject (the verified user; client IP without one)".to_owned(),
             _ => "other".to_owned(),
         };
         v.push(format!(

@@ -88,8 +88,8 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let errors = validate_errors(errors, &mut p);
     let cors = super::cors::validate(cors, &mut p);
     let state = super::ratelimit::validate_state(state, env, &mut p);
-    let rate_limit = super::ratelimit::validate(rl_options, rl_rules, &state, &mut p);
     let jwt_configured = auth.jwt.is_some();
+    let rate_limit = super::ratelimit::validate(rl_options, rl_rules, &state, jwt_configured, &mut p);
     let auth = super::auth::validate_auth(auth, base, &mut p);
     let max_body = limits.as_ref().map_or(Limits::default().body, |l| l.body);
     let input_defaults = super::input::validate_defaults(input, &mut p);

@@ -30,7 +30,19 @@ fn set(h: &mut HeaderMap, name: &'static str, value: String) {
     }
 }
 
-/// Writes the headers for the applicable rules and their outcomes.
+/// Adds a draft-8 list member field: another instance of the limiter (the
+/// per-subject rules, decided after authentication) may have written its
+/// own already; structured-field lists combine across field lines.
+fn add(h: &mut HeaderMap, name: &'static str, value: String) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        h.append(HeaderName::from_static(name), v);
+    }
+}
+
+/// Writes the headers for the applicable rules and their outcomes. Draft 8
+/// lists every rule of every limiter instance; draft 6/7 and the legacy
+/// headers describe one rule, and the first instance to write them (the
+/// one nearest the upstream, with the per-subject rules) keeps them.
 pub(super) fn write(
     h: &mut HeaderMap,
     format: HeaderFormat,
@@ -46,7 +58,9 @@ pub(super) fn write(
         return;
     };
     let policy = |r: &Rule| format!("{};w={}", r.rate.limit, secs(r.rate.window_us));
+    let written = h.contains_key("ratelimit-policy") || h.contains_key("x-ratelimit-limit");
     match format {
+        HeaderFormat::Draft6 | HeaderFormat::Draft7 if written => {}
         HeaderFormat::Draft6 => {
             set(h, "ratelimit-policy", policy(rule));
             set(h, "ratelimit-limit", rule.rate.limit.to_string());
@@ -70,12 +84,12 @@ pub(super) fn write(
                 .iter()
                 .map(|(r, o)| format!("\"{}\";r={};t={}", r.name, o.remaining, secs(o.reset_us)))
                 .collect();
-            set(h, "ratelimit-policy", policies.join(", "));
-            set(h, "ratelimit", limits.join(", "));
+            add(h, "ratelimit-policy", policies.join(", "));
+            add(h, "ratelimit", limits.join(", "));
         }
         HeaderFormat::Off => {}
     }
-    if legacy {
+    if legacy && !written {
         set(h, "x-ratelimit-limit", rule.rate.limit.to_string());
         set(h, "x-ratelimit-remaining", o.remaining.to_string());
         set(h, "x-ratelimit-reset", (epoch_now_s + secs(o.reset_us)).to_string());

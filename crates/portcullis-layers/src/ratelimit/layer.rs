@@ -29,7 +29,24 @@ pub enum FailMode {
 #[must_use]
 pub struct RateLimitLayer {
     inner: Arc<Limiter>,
-    preflights_only: bool,
+    scope: Scope,
+}
+
+/// Which requests and rules an instance of the limiter decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// Every request not counted yet, by the rules not keyed by subject.
+    Requests,
+    /// CORS preflights only, by the rules not keyed by subject.
+    Preflights,
+    /// Every request, by the rules keyed by subject (after authentication).
+    Subjects,
+}
+
+impl Scope {
+    fn decides(self, rule: &Rule) -> bool {
+        (rule.key == super::KeyKind::Subject) == (self == Scope::Subjects)
+    }
 }
 
 /// Marks a request the preflight instance already counted.
@@ -106,7 +123,7 @@ impl RateLimitBuilder {
     /// The layer.
     pub fn build(self) -> RateLimitLayer {
         RateLimitLayer {
-            preflights_only: false,
+            scope: Scope::Requests,
             inner: Arc::new(Limiter {
                 rules: self.rules,
                 store: self.store,
@@ -145,7 +162,21 @@ impl RateLimitLayer {
     /// itself, so they are counted like any request (C11). This layer then
     /// skips the preflights it already counted.
     pub fn for_preflights(&self) -> RateLimitLayer {
-        RateLimitLayer { inner: self.inner.clone(), preflights_only: true }
+        RateLimitLayer { inner: self.inner.clone(), scope: Scope::Preflights }
+    }
+
+    /// The same limiter for the rules keyed by [`super::KeyKind::Subject`]:
+    /// put it after the authentication layer, which finds the subject. This
+    /// layer then leaves those rules out (it runs before authentication, so
+    /// a flood of unauthenticated requests is still limited by IP).
+    pub fn for_subjects(&self) -> RateLimitLayer {
+        RateLimitLayer { inner: self.inner.clone(), scope: Scope::Subjects }
+    }
+
+    /// Whether any rule is keyed by subject (then [`Self::for_subjects`]
+    /// is needed).
+    pub fn has_subject_rules(&self) -> bool {
+        self.inner.rules.iter().any(|r| r.key == super::KeyKind::Subject)
     }
 
     /// Counters.
@@ -160,7 +191,7 @@ impl RateLimitLayer {
 impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimitService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService { inner, limiter: self.inner.clone(), preflights_only: self.preflights_only }
+        RateLimitService { inner, limiter: self.inner.clone(), scope: self.scope }
     }
 }
 
@@ -169,7 +200,7 @@ impl<S> Layer<S> for RateLimitLayer {
 pub struct RateLimitService<S> {
     inner: S,
     limiter: Arc<Limiter>,
-    preflights_only: bool,
+    scope: Scope,
 }
 
 impl Limiter {
@@ -272,19 +303,22 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        let skip = if self.preflights_only {
-            let skip = !is_preflight(&parts);
-            if !skip {
-                parts.extensions.insert(PreflightCounted);
+        let skip = match self.scope {
+            Scope::Preflights => {
+                let skip = !is_preflight(&parts);
+                if !skip {
+                    parts.extensions.insert(PreflightCounted);
+                }
+                skip
             }
-            skip
-        } else {
-            parts.extensions.get::<PreflightCounted>().is_some()
+            Scope::Requests => parts.extensions.get::<PreflightCounted>().is_some(),
+            Scope::Subjects => false,
         };
+        let rules = &self.limiter.rules;
         let applicable: Vec<usize> = if skip {
             Vec::new()
         } else {
-            (0..self.limiter.rules.len()).filter(|&i| self.limiter.rules[i].applies(&parts)).collect()
+            (0..rules.len()).filter(|&i| self.scope.decides(&rules[i]) && rules[i].applies(&parts)).collect()
         };
         if applicable.is_empty() {
             let fut = MapResponse::new(self.inner.call(Request::from_parts(parts, body)), None);

@@ -71,6 +71,12 @@ pub enum KeyKind {
     Header(HeaderName),
     /// One counter for everyone.
     Global,
+    /// The verified subject of the request (C11 "per user"), hashed: the
+    /// `sub` of a bearer token the auth layer verified, or the user of a
+    /// built-in login. Requests without one are counted by client IP.
+    /// Such rules are decided after authentication: put
+    /// [`RateLimitLayer::for_subjects`] after the auth layer.
+    Subject,
 }
 
 impl KeyKind {
@@ -154,19 +160,38 @@ impl Rule {
             KeyKind::Global => "global".to_owned(),
             KeyKind::Ip { .. } => ip_key(),
             KeyKind::Header(h) => match parts.headers.get(h) {
-                Some(v) => {
-                    let digest = Sha256::digest(v.as_bytes());
-                    let mut hex = String::with_capacity(32);
-                    for b in &digest[..16] {
-                        let _ = write!(hex, "{b:02x}");
-                    }
-                    format!("h:{hex}")
-                }
+                Some(v) => format!("h:{}", hashed(v.as_bytes())),
+                None => ip_key(),
+            },
+            KeyKind::Subject => match subject(parts) {
+                Some(s) => format!("sub:{}", hashed(s.as_bytes())),
                 None => ip_key(),
             },
         };
         format!("rl:{}:{k}", self.name)
     }
+}
+
+/// The first 128 bits of SHA-256, in hex: a key that never stores the value.
+fn hashed(v: &[u8]) -> String {
+    let digest = Sha256::digest(v);
+    let mut hex = String::with_capacity(32);
+    for b in &digest[..16] {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+/// The verified subject, when the auth layer found one.
+fn subject(parts: &request::Parts) -> Option<&str> {
+    #[cfg(feature = "auth")]
+    if let Some(id) = parts.extensions.get::<std::sync::Arc<crate::auth::Identity>>()
+        && !id.subject.is_empty()
+    {
+        return Some(&id.subject);
+    }
+    let _ = parts;
+    None
 }
 
 /// An IP as a key: IPv4 whole, IPv6 masked to `prefix` bits.

@@ -365,7 +365,7 @@ bogus = 1
         "rate_limit_options.headers: expected \"draft-8\"",
         "rate_limit_options.on_store_error: expected \"fail_open\" or \"fail_closed\"",
         "rate_limit[0].routes[1]: a path pattern starts with '/'",
-        "rate_limit[0].key: \"subject\" needs authentication",
+        "rate_limit[0].key: \"subject\" counts by the verified user, and no authentication is configured",
         "rate_limit[0].limit: must be between 1 and 1000000",
         "rate_limit[1].bogus: unknown field",
     ];
