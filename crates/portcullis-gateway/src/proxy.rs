@@ -35,6 +35,7 @@ pub struct Proxy {
     target: Arc<Target>,
 }
 
+#[derive(Clone)]
 struct Target {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
@@ -81,12 +82,11 @@ impl Proxy {
         Proxy { client: Arc::new(client), target: Arc::new(target) }
     }
 
-    /// Protects these request headers from removal through `Connection`.
+    /// Protects these request headers from removal through `Connection`
+    /// (on this proxy; clones made before share the old list).
     #[must_use]
     pub fn protect(mut self, names: Vec<http::HeaderName>) -> Proxy {
-        if let Some(t) = Arc::get_mut(&mut self.target) {
-            t.protected = names;
-        }
+        Arc::make_mut(&mut self.target).protected = names;
         self
     }
 }

@@ -460,3 +460,21 @@ async fn c19_parser_level_refusals_carry_headers_and_json() {
     // The gateway goes on serving.
     assert_eq!(get(gw.addr, "/ok").await.0.status(), 200);
 }
+
+// C28: an absolute-form target whose host differs from Host is refused (a
+// back end that reads one and a policy that reads the other disagree).
+#[tokio::test]
+async fn c28_absolute_form_host_must_match_host_header() {
+    let mut up = upstream().await;
+    let gw = gateway(up.addr, "").await;
+    let out =
+        raw(gw.addr, b"GET http://other.test/ok HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n")
+            .await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.contains("invalid_host"), "{out}");
+    assert!(up.seen.try_recv().is_err());
+    let out =
+        raw(gw.addr, b"GET http://gw.test/ok HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n").await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert_eq!(up.seen.recv().await.unwrap().headers["host"], "gw.test");
+}

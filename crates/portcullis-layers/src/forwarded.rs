@@ -72,6 +72,10 @@ pub const CLIENT_CLAIMS: &[&str] = &[
     "x-forwarded-path",
     "x-url-scheme",
     "front-end-https",
+    "proxy-client-ip",
+    "wl-proxy-client-ip",
+    "x-proxyuser-ip",
+    "x-envoy-external-address",
 ];
 
 /// Request headers removed in every spelling whatever the peer: URL and
@@ -82,6 +86,8 @@ pub const ALWAYS_STRIPPED: &[&str] = &[
     "x-original-url",
     "x-rewrite-url",
     "x-override-url",
+    "x-original-uri",
+    "x-envoy-original-path",
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
@@ -105,8 +111,8 @@ pub fn strip_spoofable(headers: &mut HeaderMap, peer_trusted: bool) {
     let mut doomed: Vec<HeaderName> = Vec::new();
     for k in headers.keys() {
         let name = k.as_str();
-        // Every listed name starts with x, t, c, f: skip the rest cheaply.
-        if !matches!(name.as_bytes().first(), Some(b'x' | b't' | b'c' | b'f')) {
+        // Every listed name starts with one of these: skip the rest cheaply.
+        if !matches!(name.as_bytes().first(), Some(b'x' | b't' | b'c' | b'f' | b'p' | b'w')) {
             continue;
         }
         let underscored = name.contains('_');
@@ -460,7 +466,7 @@ mod tests {
     fn every_listed_name_is_lower_case_and_starts_with_a_checked_byte() {
         for n in CLIENT_CLAIMS.iter().chain(ALWAYS_STRIPPED).chain(FORWARDING) {
             assert_eq!(*n, n.to_ascii_lowercase());
-            assert!(matches!(n.as_bytes()[0], b'x' | b't' | b'c' | b'f'), "{n}");
+            assert!(matches!(n.as_bytes()[0], b'x' | b't' | b'c' | b'f' | b'p' | b'w'), "{n}");
         }
     }
 

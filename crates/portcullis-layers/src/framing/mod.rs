@@ -106,13 +106,18 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), FramingFault> {
     Ok(())
 }
 
-/// Exactly one `Host` in HTTP/1.1, at most one otherwise.
+/// Exactly one `Host` in HTTP/1.1, at most one otherwise, and the same as
+/// the target's authority when the request has one (absolute form, or
+/// HTTP/2's `:authority`): a back end that reads the other could be routed
+/// to another virtual host than the one the policy saw.
 fn host_ok<B>(req: &Request<B>) -> bool {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => false,
         (None, None) => req.version() != http::Version::HTTP_11,
-        (Some(_), None) => true,
+        (Some(h), None) => {
+            req.uri().authority().is_none_or(|a| a.as_str().as_bytes().eq_ignore_ascii_case(h.as_bytes()))
+        }
     }
 }
 
@@ -225,5 +230,11 @@ mod tests {
         assert!(host_ok(&req(Version::HTTP_10, &[])));
         assert!(!host_ok(&req(Version::HTTP_10, &["a", "b"])));
         assert!(host_ok(&req(Version::HTTP_2, &[])));
+        // Absolute form / :authority against Host.
+        let abs = |uri: &str, host: &str| Request::builder().uri(uri).header("host", host).body(()).unwrap();
+        assert!(host_ok(&abs("http://gw.test/ok", "gw.test")));
+        assert!(host_ok(&abs("http://GW.test:8080/ok", "gw.test:8080")));
+        assert!(!host_ok(&abs("http://other.test/ok", "gw.test")));
+        assert!(!host_ok(&abs("http://gw.test:8080/ok", "gw.test")));
     }
 }
