@@ -94,15 +94,10 @@ pub fn auth_layer(cfg: &Config) -> (AuthLayer, Option<Arc<Jwks>>) {
     )
 }
 
-/// The input-validation layer of a configuration (C16-C20).
+/// The input-validation layer of a configuration (C16-C20); routes carry
+/// their own policies.
 pub fn input_layer(cfg: &Config) -> InputLayer {
-    let mut layer = InputLayer::new(cfg.input.default_policy.clone());
-    for (i, p) in cfg.input.policies.iter().enumerate() {
-        if let Some(p) = p {
-            layer = layer.route(i, p.clone());
-        }
-    }
-    layer
+    InputLayer::new(cfg.input.default_policy.clone())
 }
 
 /// Builds the request path for a configuration; the metrics handles come back

@@ -124,12 +124,35 @@ pub struct Route {
     /// does not list, may go on to later, possibly weaker, routes (the old
     /// Express-router behaviour) instead of getting 405. Insecure.
     pub insecure_method_fallthrough: bool,
+    /// The route's own policies for later layers, by type (its input
+    /// policy, and later its session and CSRF policies): a route carries
+    /// them, so no layer keeps a list parallel to the table.
+    policies: http::Extensions,
 }
 
 impl Route {
     /// A route for every method.
     pub fn new(pattern: PathPattern, access: Access) -> Route {
-        Route { pattern, methods: None, access, websocket: false, insecure_method_fallthrough: false }
+        Route {
+            pattern,
+            methods: None,
+            access,
+            websocket: false,
+            insecure_method_fallthrough: false,
+            policies: http::Extensions::new(),
+        }
+    }
+
+    /// Attaches a policy for a later layer (one per type).
+    #[must_use]
+    pub fn with_policy<T: Clone + Send + Sync + 'static>(mut self, policy: T) -> Route {
+        self.policies.insert(policy);
+        self
+    }
+
+    /// The policy of type `T` attached to this route, if any.
+    pub fn policy<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.policies.get::<T>()
     }
 
     /// Lets WebSocket upgrades pass on this route.
@@ -185,9 +208,11 @@ pub enum Unmatched {
 /// The route matched by a request, with its decoded path parameters.
 #[derive(Clone, Debug)]
 pub struct MatchedRoute {
-    /// The route (`None` for an unmatched request passed through).
+    /// The route (`None` for an unmatched request passed through), with
+    /// its policies ([`Route::policy`]).
     pub route: Option<Arc<Route>>,
-    /// The index of the route in the table.
+    /// The index of the route in the table, for logs and tests; layers
+    /// read a route's policies from the route itself.
     pub index: Option<usize>,
     params: Vec<(String, Option<String>)>,
 }

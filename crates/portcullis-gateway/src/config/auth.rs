@@ -10,6 +10,7 @@ use portcullis_layers::auth::{
     Algorithm, ClaimSource, IdentityHeaders, JwksOptions, JwtPolicy, KeySet, SUPPORTED, algorithm,
     same_spelling,
 };
+use portcullis_layers::input::{InputLayer, InputPolicy};
 use portcullis_layers::pattern::{MatchOptions, PathPattern};
 use portcullis_layers::route::{Access, Authz, Route, RouteTable, Unmatched};
 
@@ -84,6 +85,7 @@ fn dur(
 pub(crate) fn validate_routes(
     opts: RawRoutes,
     routes: Vec<RawRoute>,
+    policies: Vec<Option<InputPolicy>>,
     extra: Vec<(String, Route)>,
     jwt_configured: bool,
     p: &mut Problems,
@@ -106,7 +108,9 @@ pub(crate) fn validate_routes(
         strict_trailing_slash: opts.strict_trailing_slash.unwrap_or(false),
     };
     let mut built = Vec::new();
+    let mut policies = policies.into_iter();
     for (i, r) in routes.into_iter().enumerate() {
+        let policy = policies.next().flatten();
         let at = format!("route[{i}]");
         let pattern = match r.path.as_deref().map(PathPattern::parse) {
             None => {
@@ -179,6 +183,9 @@ pub(crate) fn validate_routes(
                 .insecure_method_fallthrough(r.insecure_method_fallthrough.unwrap_or(false));
             if let Some(ms) = methods {
                 route = route.methods(ms);
+            }
+            if let Some(policy) = policy {
+                route = InputLayer::policy_of(route, policy);
             }
             built.push(route);
         }

@@ -31,10 +31,9 @@ pub struct InputDefaults {
 pub struct InputConfig {
     /// The defaults.
     pub defaults: InputDefaults,
-    /// The policy of routes without their own.
+    /// The policy of routes without their own (a route's own policy is
+    /// attached to the route, see [`portcullis_layers::input::InputLayer::policy_of`]).
     pub default_policy: InputPolicy,
-    /// By route index; `None` uses `default_policy`.
-    pub policies: Vec<Option<InputPolicy>>,
 }
 
 fn bounded(at: &str, v: Option<u64>, default: usize, max: u64, p: &mut Problems) -> usize {

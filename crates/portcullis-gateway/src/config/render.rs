@@ -221,7 +221,8 @@ fn render_routes(c: &Config, o: &mut String) {
                 format!("token + ({})", parts.join(" OR "))
             }
         };
-        let input = c.input.policies.get(i).and_then(Option::as_ref).map(input_summary).unwrap_or_default();
+        let input =
+            portcullis_layers::input::InputLayer::route_policy(route).map(input_summary).unwrap_or_default();
         let mut flags = String::new();
         if route.websocket {
             flags.push_str("; WebSocket upgrades");

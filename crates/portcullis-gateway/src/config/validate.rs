@@ -93,7 +93,8 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let auth = super::auth::validate_auth(auth, base, &mut p);
     let max_body = limits.as_ref().map_or(Limits::default().body, |l| l.body);
     let input_defaults = super::input::validate_defaults(input, &mut p);
-    let mut policies: Vec<Option<InputPolicy>> = route_list
+    // Each route carries its own input policy (no list parallel to the table).
+    let policies: Vec<Option<InputPolicy>> = route_list
         .iter()
         .enumerate()
         .map(|(i, r)| super::input::route_policy(i, r, &input_defaults, max_body, base, &mut p))
@@ -103,14 +104,12 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
         && let Some(o) = super::openapi::load(o, base, &input_defaults, max_body, jwt_configured, &mut p)
     {
         for (name, route, policy) in o.routes {
-            extra.push((name, route));
-            policies.push(Some(policy));
+            extra.push((name, portcullis_layers::input::InputLayer::policy_of(route, policy)));
         }
     }
     let input = super::input::InputConfig {
         default_policy: super::input::default_policy(&input_defaults, max_body),
         defaults: input_defaults,
-        policies,
     };
     if route_list.is_empty()
         && extra.is_empty()
@@ -122,8 +121,15 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
         );
     }
     let mut warnings = Problems::default();
-    let routes =
-        super::auth::validate_routes(routes_opts, route_list, extra, jwt_configured, &mut p, &mut warnings);
+    let routes = super::auth::validate_routes(
+        routes_opts,
+        route_list,
+        policies,
+        extra,
+        jwt_configured,
+        &mut p,
+        &mut warnings,
+    );
 
     if let (Some(s), Some(a)) = (&server, admin)
         && a.port() != 0

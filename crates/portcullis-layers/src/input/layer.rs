@@ -13,7 +13,7 @@ use crate::future::{FastOrBoxed, OrReject};
 use crate::limit::BodyLimitError;
 use crate::rejection::{Rejection, RejectionKind};
 use crate::request_id::RequestId;
-use crate::route::MatchedRoute;
+use crate::route::{MatchedRoute, Route};
 use crate::{Body, BoxError};
 
 /// Validates the input of every request; see the [module docs](super).
@@ -26,24 +26,24 @@ pub struct InputLayer {
 #[derive(Clone, Debug)]
 struct Policies {
     default: PolicyRef,
-    /// By route index ([`MatchedRoute::index`]); `None` uses the default.
-    routes: Vec<Option<PolicyRef>>,
 }
 
 impl InputLayer {
-    /// Every request gets `default` unless its route has its own policy.
+    /// Every request gets `default` unless its route carries its own
+    /// policy ([`InputLayer::policy_of`]).
     pub fn new(default: InputPolicy) -> InputLayer {
-        InputLayer { policies: Arc::new(Policies { default: Arc::new(default), routes: Vec::new() }) }
+        InputLayer { policies: Arc::new(Policies { default: Arc::new(default) }) }
     }
 
-    /// The policy of the route at `index` of the route table.
-    pub fn route(mut self, index: usize, policy: InputPolicy) -> InputLayer {
-        let p = Arc::make_mut(&mut self.policies);
-        if p.routes.len() <= index {
-            p.routes.resize(index + 1, None);
-        }
-        p.routes[index] = Some(Arc::new(policy));
-        self
+    /// Attaches `policy` to a route: requests it matches are checked by it
+    /// instead of the default.
+    pub fn policy_of(route: Route, policy: InputPolicy) -> Route {
+        route.with_policy::<PolicyRef>(Arc::new(policy))
+    }
+
+    /// The policy a route carries, if it has its own.
+    pub fn route_policy(route: &Route) -> Option<&InputPolicy> {
+        route.policy::<PolicyRef>().map(|p| &**p)
     }
 }
 
@@ -109,8 +109,8 @@ where
         let policy = req
             .extensions()
             .get::<MatchedRoute>()
-            .and_then(|m| m.index)
-            .and_then(|i| self.policies.routes.get(i).cloned().flatten())
+            .and_then(|m| m.route.as_ref())
+            .and_then(|r| r.policy::<PolicyRef>().cloned())
             .unwrap_or_else(|| self.policies.default.clone());
         let id = req.extensions().get::<RequestId>().cloned();
         let (parts, body) = req.into_parts();

@@ -22,18 +22,31 @@ async fn echo(req: Request<crate::Body>) -> Result<Res, std::convert::Infallible
     Ok(Response::new(Full::new(bytes)))
 }
 
-fn table() -> RouteTable {
+/// `/users/{id}` (carrying `policy` when given), then everything else.
+fn table_with(policy: Option<InputPolicy>) -> RouteTable {
+    let users = Route::new(PathPattern::parse("/users/{id}").unwrap(), Access::Public);
     RouteTable::new(vec![
-        Route::new(PathPattern::parse("/users/{id}").unwrap(), Access::Public),
+        match policy {
+            Some(p) => InputLayer::policy_of(users, p),
+            None => users,
+        },
         Route::new(PathPattern::parse("/**").unwrap(), Access::Public),
     ])
 }
 
 async fn call(
     layer: &InputLayer,
+    req: Request<Full<Bytes>>,
+) -> (StatusCode, Value, Bytes, Option<InputReport>) {
+    call_with(&table_with(None), layer, req).await
+}
+
+async fn call_with(
+    table: &RouteTable,
+    layer: &InputLayer,
     mut req: Request<Full<Bytes>>,
 ) -> (StatusCode, Value, Bytes, Option<InputReport>) {
-    if let Some(m) = table().find(req.method(), req.uri().path()) {
+    if let Some(m) = table.find(req.method(), req.uri().path()) {
         req.extensions_mut().insert(m);
     }
     let mut svc = layer.clone().layer(service_fn(echo));
@@ -218,7 +231,8 @@ async fn c16_per_route_schemas() {
         .query_schema(ParamSchema::new(query))
         .params_schema(ParamSchema::new(params))
         .headers_schema(ParamSchema::headers(headers));
-    let layer = InputLayer::new(InputPolicy::default()).route(0, policy);
+    let layer = InputLayer::new(InputPolicy::default());
+    let table = table_with(Some(policy));
     let req = |uri: &str, tenant: Option<&str>, body: &'static str| {
         let mut r = post(uri, "application/json", body);
         *r.method_mut() = Method::PUT;
@@ -228,7 +242,8 @@ async fn c16_per_route_schemas() {
         r
     };
     let ok = r#"{"email":"a@example.com","age":3}"#;
-    let (s, _, bytes, _) = call(&layer, req("/users/7?page=2&tag=a&tag=b", Some("acme"), ok)).await;
+    let (s, _, bytes, _) =
+        call_with(&table, &layer, req("/users/7?page=2&tag=a&tag=b", Some("acme"), ok)).await;
     assert_eq!((s.as_u16(), &bytes[..]), (200, ok.as_bytes()));
     let cases: Vec<(&str, Option<&str>, &'static str, (&str, &str))> = vec![
         ("/users/x", Some("acme"), ok, ("/params/id", "type")),
@@ -247,7 +262,7 @@ async fn c16_per_route_schemas() {
         ("/users/7", Some("acme"), r#"{"age":3}"#, ("/body/email", "required")),
     ];
     for (uri, tenant, body, want) in cases {
-        let (s, v, _, _) = call(&layer, req(uri, tenant, body)).await;
+        let (s, v, _, _) = call_with(&table, &layer, req(uri, tenant, body)).await;
         assert_eq!(s, 400, "{uri} {body}");
         assert_eq!(v["code"], "invalid_input", "{uri} {body}");
         assert_eq!(errors(&v), vec![(want.0.to_owned(), want.1.to_owned())], "{uri} {body}");
@@ -255,10 +270,10 @@ async fn c16_per_route_schemas() {
     // The body is required on this route.
     let mut empty = get("/users/7");
     empty.headers_mut().insert("x-tenant", "acme".parse().unwrap());
-    let (s, v, _, _) = call(&layer, empty).await;
+    let (s, v, _, _) = call_with(&table, &layer, empty).await;
     assert_eq!((s.as_u16(), errors(&v)), (400, vec![("/body".to_owned(), "required".to_owned())]));
     // Other routes keep the default policy.
-    assert_eq!(call(&layer, post("/other", "application/json", r#"{"any":1}"#)).await.0, 200);
+    assert_eq!(call_with(&table, &layer, post("/other", "application/json", r#"{"any":1}"#)).await.0, 200);
 }
 
 #[tokio::test]
