@@ -16,9 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use portcullis_layers::Body;
 use portcullis_layers::client::{ClientInfo, PeerAddr};
-use portcullis_layers::forwarded::{
-    asks_upgrade, set_forwarding_headers, strip_hop_by_hop, strip_spoofable, wants_websocket,
-};
+use portcullis_layers::forwarded::{asks_upgrade, set_forwarding_headers, strip_hop_by_hop, wants_websocket};
 use portcullis_layers::limit::{BodyLimitError, BodyOutcome};
 use portcullis_layers::rejection::{Rejection, RejectionKind};
 use portcullis_layers::request_id::RequestId;
@@ -160,8 +158,8 @@ impl Proxy {
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers, upgrade, &self.target.protected);
         headers.remove(header::EXPECT);
-        // Client-address, URL and method override headers (C3 C21 C23).
-        strip_spoofable(&mut headers, client.peer_trusted);
+        // Client-address, URL and method override headers were removed by
+        // the ClientInfoLayer, at the start of the onion (C3 C21 C23).
         join_cookies(&mut headers);
         set_forwarding_headers(&mut headers, &peer, &client, host.as_ref());
         match &host {

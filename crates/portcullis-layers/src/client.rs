@@ -125,10 +125,16 @@ pub fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
     inner.parse::<std::net::Ipv6Addr>().ok().map(|ip| IpAddr::V6(ip).to_canonical())
 }
 
-/// Resolves [`ClientInfo`] from the [`PeerAddr`] extension.
+/// Resolves [`ClientInfo`] from the [`PeerAddr`] extension, and removes the
+/// headers some framework would read as the client's address, URL or
+/// method ([`crate::forwarded::strip_spoofable`]: the whole family from an
+/// untrusted peer, URL and method overrides from anyone), so that neither a
+/// later layer nor the application behind can be fooled by them (C3 C23).
 ///
-/// A request without a `PeerAddr` (not from a Portcullis listener) is resolved
-/// as coming from an untrusted `0.0.0.0` peer, so headers are never believed.
+/// `PeerAddr` is a required extension: the server inserts it (an axum app
+/// inserts it from `ConnectInfo`). A request without one is refused with
+/// `500 internal` and an error is logged once, rather than putting every
+/// client in one `0.0.0.0` bucket (one rate limit for the whole world).
 #[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct ClientInfoLayer {
@@ -156,27 +162,34 @@ pub struct ClientInfoService<S> {
     trusted: std::sync::Arc<TrustedProxies>,
 }
 
-impl<S, B> Service<Request<B>> for ClientInfoService<S>
+impl<S, B, ResBody> Service<Request<B>> for ClientInfoService<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = http::Response<ResBody>>,
+    ResBody: From<bytes::Bytes>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = crate::future::OrReject<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let peer = req
-            .extensions()
-            .get::<PeerAddr>()
-            .copied()
-            .unwrap_or(PeerAddr { addr: SocketAddr::from(([0, 0, 0, 0], 0)), https: false });
+        let Some(peer) = req.extensions().get::<PeerAddr>().copied() else {
+            static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::error!(
+                    "ClientInfoLayer: request without the PeerAddr extension; insert it where connections are accepted (refusing with 500)"
+                );
+            }
+            let res = crate::rejection::reject(&req, crate::rejection::RejectionKind::Internal);
+            return crate::future::OrReject::Rejected { res: Some(res) };
+        };
         let info = self.trusted.resolve(&peer, req.headers());
+        crate::forwarded::strip_spoofable(req.headers_mut(), info.peer_trusted);
         req.extensions_mut().insert(info);
-        self.inner.call(req)
+        crate::future::OrReject::Inner { fut: self.inner.call(req) }
     }
 }
 

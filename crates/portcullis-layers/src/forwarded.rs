@@ -5,7 +5,8 @@
 //! to drop that way (the forwarding family, `Host`, the request id). Headers
 //! that some framework reads as the client's address, scheme, port, URL or
 //! method ([`CLIENT_CLAIMS`], [`ALWAYS_STRIPPED`]) are removed in every
-//! spelling ([`strip_spoofable`]). Then `X-Forwarded-For`,
+//! spelling ([`strip_spoofable`], called by the client layer at the start
+//! of the onion). Then `X-Forwarded-For`,
 //! `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Real-IP` and `Forwarded` are
 //! written from the resolved [`ClientInfo`]: a client's own values are
 //! overwritten unless the peer is a trusted proxy, whose chain is extended.

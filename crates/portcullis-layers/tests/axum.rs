@@ -28,7 +28,11 @@ fn app() -> Router {
             .methods(vec![http::Method::GET]),
     ]);
     let limit = Rule::new("api", 2, Duration::from_secs(60));
-    Router::new().route("/api/hello", get(|| async { "hello" })).layer(
+    // The handler tells whether a spoofable address header reached it.
+    let hello = get(|h: http::HeaderMap| async move {
+        if h.contains_key("x-client-ip") { "spoofed" } else { "hello" }
+    });
+    Router::new().route("/api/hello", hello).layer(
         ServiceBuilder::new()
             .layer(ClientInfoLayer::new(TrustedProxies::none())) // C3
             .layer(RequestIdLayer) // C30
@@ -50,7 +54,9 @@ fn request(path: &str) -> Request<Body> {
 #[tokio::test]
 async fn layers_stack_on_an_axum_router() {
     let app = app();
-    let res = app.clone().oneshot(request("/api/hello")).await.unwrap();
+    let mut req = request("/api/hello");
+    req.headers_mut().insert("x-client-ip", "127.0.0.1".parse().unwrap());
+    let res = app.clone().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert!(res.headers().contains_key("x-request-id"));
@@ -71,6 +77,11 @@ async fn layers_stack_on_an_axum_router() {
     // The limit (2 per minute, counting only what reached the limiter).
     let res = app.clone().oneshot(request("/api/hello")).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let res = app.oneshot(request("/api/hello")).await.unwrap();
+    let res = app.clone().oneshot(request("/api/hello")).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Without the peer address the client can't be resolved: refused, not
+    // counted in a shared 0.0.0.0 bucket.
+    let bare = Request::get("/api/hello").header("host", "api.test").body(Body::empty()).unwrap();
+    assert_eq!(app.oneshot(bare).await.unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
