@@ -7,8 +7,9 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::headers::{HeaderFormat, write};
-use super::store::{Check, Clock, MemoryStore, Store, SystemClock};
+use super::store::{Check, MemoryStore, Store};
 use super::{Outcome, Rule};
+use crate::clock::{Clock, SystemClock};
 use crate::future::{FastOrBoxed, MapResponse, OrReject, ResponseMapper};
 use crate::rejection::{Rejection, RejectionKind};
 use crate::request_id::RequestId;
@@ -62,6 +63,9 @@ fn is_preflight(parts: &http::request::Parts) -> bool {
 }
 
 struct Limiter {
+    /// Wall time for the headers' epoch values and log throttling (the
+    /// store decides on its own clock).
+    clock: Arc<dyn Clock>,
     rules: Vec<Rule>,
     store: Arc<dyn Store>,
     fallback: MemoryStore,
@@ -91,6 +95,7 @@ pub struct RateLimitStats {
 /// Builds a [`RateLimitLayer`].
 #[must_use]
 pub struct RateLimitBuilder {
+    clock: Arc<dyn Clock>,
     rules: Vec<Rule>,
     store: Arc<dyn Store>,
     fail: FailMode,
@@ -120,11 +125,19 @@ impl RateLimitBuilder {
         self
     }
 
+    /// The clock for epoch values in headers and log throttling (tests
+    /// pass the store's [`crate::clock::ManualClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The layer.
     pub fn build(self) -> RateLimitLayer {
         RateLimitLayer {
             scope: Scope::Requests,
             inner: Arc::new(Limiter {
+                clock: self.clock,
                 rules: self.rules,
                 store: self.store,
                 fallback: MemoryStore::new(self.fallback_keys),
@@ -148,6 +161,7 @@ impl RateLimitLayer {
     /// A builder.
     pub fn builder(rules: Vec<Rule>, store: Arc<dyn Store>) -> RateLimitBuilder {
         RateLimitBuilder {
+            clock: Arc::new(SystemClock),
             rules,
             store,
             fail: FailMode::Open,
@@ -209,7 +223,7 @@ impl Limiter {
             Ok(o) => Ok(o),
             Err(e) => {
                 self.store_errors.fetch_add(1, Ordering::Relaxed);
-                let now_s = SystemClock.now_us() / 1_000_000;
+                let now_s = self.clock.now_us() / 1_000_000;
                 // At most one warning per 10 s while the store is down.
                 let last = self.last_warn_s.load(Ordering::Relaxed);
                 if now_s >= last + 10
@@ -333,7 +347,7 @@ where
             .collect();
         // An in-process store decides now: no future to box.
         if let Some(outcomes) = self.limiter.store.decide_local(&checks) {
-            let epoch_s = SystemClock.now_us() / 1_000_000;
+            let epoch_s = self.limiter.clock.now_us() / 1_000_000;
             let id = parts.extensions.get::<RequestId>();
             if let Some(res) = self.limiter.refusal(&applicable, &outcomes, id, epoch_s) {
                 return FastOrBoxed::Fast { fut: OrReject::Rejected { res: Some(res) } };
@@ -353,7 +367,7 @@ where
                     Ok(o) => o,
                     Err(kind) => return Ok(Rejection::new(kind).into_response(id.as_ref())),
                 };
-                let epoch_s = SystemClock.now_us() / 1_000_000;
+                let epoch_s = limiter.clock.now_us() / 1_000_000;
                 if let Some(res) = limiter.refusal(&applicable, &outcomes, id.as_ref(), epoch_s) {
                     return Ok(res);
                 }

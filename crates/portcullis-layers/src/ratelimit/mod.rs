@@ -45,7 +45,7 @@ mod store;
 pub use gcra::{Outcome, Rate};
 pub use headers::HeaderFormat;
 pub use layer::{FailMode, RateLimitBuilder, RateLimitLayer, RateLimitService, RateLimitStats};
-pub use store::{Check, Clock, ManualClock, MemoryStore, Store, StoreError, StoreFuture, SystemClock};
+pub use store::{Check, MemoryStore, Store, StoreError, StoreFuture};
 
 use std::fmt::Write;
 use std::net::IpAddr;

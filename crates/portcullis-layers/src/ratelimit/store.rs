@@ -8,7 +8,9 @@ use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::gcra::{Outcome, Rate, evaluate};
-pub use crate::clock::{Clock, ManualClock, SystemClock};
+#[cfg(test)]
+use crate::clock::ManualClock;
+use crate::clock::{Clock, SystemClock};
 
 /// One key to check against one rate.
 #[derive(Clone, Debug, PartialEq, Eq)]
