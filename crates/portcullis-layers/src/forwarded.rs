@@ -99,9 +99,10 @@ pub const ALWAYS_STRIPPED: &[&str] = &[
 const FORWARDING: &[&str] =
     &["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"];
 
-/// `a` is a spelling of `b` (a lower-case name): ASCII case folded, `_` read
-/// as `-`.
-fn spelled_as(a: &str, b: &str) -> bool {
+/// Whether two header names are spellings of one another: ASCII case
+/// folded and `_` read as `-` (CGI and WSGI servers do both), the one rule
+/// for every header Portcullis strips "in every spelling".
+pub fn same_spelling(a: &str, b: &str) -> bool {
     let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
@@ -117,9 +118,9 @@ pub fn strip_spoofable(headers: &mut HeaderMap, peer_trusted: bool) {
             continue;
         }
         let underscored = name.contains('_');
-        let hit = ALWAYS_STRIPPED.iter().any(|n| spelled_as(name, n))
-            || ((underscored || !peer_trusted) && CLIENT_CLAIMS.iter().any(|n| spelled_as(name, n)))
-            || (underscored && FORWARDING.iter().any(|n| spelled_as(name, n)));
+        let hit = ALWAYS_STRIPPED.iter().any(|n| same_spelling(name, n))
+            || ((underscored || !peer_trusted) && CLIENT_CLAIMS.iter().any(|n| same_spelling(name, n)))
+            || (underscored && FORWARDING.iter().any(|n| same_spelling(name, n)));
         if hit {
             doomed.push(k.clone());
         }

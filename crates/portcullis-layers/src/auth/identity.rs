@@ -46,12 +46,7 @@ impl Default for IdentityHeaders {
     }
 }
 
-/// Whether two header names are one name to CGI-style readers: equal after
-/// lower-casing and reading `_` as `-`. Allocation-free (runs per request).
-pub fn same_spelling(a: &str, b: &str) -> bool {
-    let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
-}
+pub use crate::forwarded::same_spelling;
 
 impl IdentityHeaders {
     /// These headers.
