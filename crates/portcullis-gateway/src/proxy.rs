@@ -16,7 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use portcullis_layers::Body;
 use portcullis_layers::client::{ClientInfo, PeerAddr};
-use portcullis_layers::forwarded::{asks_upgrade, set_forwarding_headers, strip_hop_by_hop, wants_websocket};
+use portcullis_layers::forwarded::{set_forwarding_headers, strip_hop_by_hop, wants_websocket};
 use portcullis_layers::limit::{BodyLimitError, BodyOutcome};
 use portcullis_layers::rejection::{Rejection, RejectionKind};
 use portcullis_layers::request_id::RequestId;
@@ -145,8 +145,7 @@ impl Proxy {
         // Only a WebSocket handshake on a route that opts in switches
         // protocols, and only here, after the route's whole policy passed.
         // Any other Upgrade (h2c) is removed: it would tunnel past it (C21).
-        let upgrade = asks_upgrade(req.headers())
-            && wants_websocket(req.method(), req.version(), req.headers())
+        let upgrade = wants_websocket(req.method(), req.version(), req.headers())
             && req
                 .extensions()
                 .get::<MatchedRoute>()

@@ -281,29 +281,42 @@ impl RouteTable {
         out
     }
 
+    /// The routes a request for this path may match, in table order, each
+    /// with its captures: those whose pattern matches the path, among the
+    /// routes the path's owner admits (the first matching route without
+    /// [`Route::insecure_method_fallthrough`]; after it, only routes no
+    /// broader than it). [`RouteTable::find`] and [`RouteTable::allowed`]
+    /// both walk this, so a 405's `Allow` names exactly what would match.
+    fn candidates<'t, 'p>(
+        &'t self,
+        split: &'t SplitPath<'p>,
+    ) -> impl Iterator<Item = (usize, &'t Arc<Route>, Vec<&'p str>)> + 't {
+        let mut owner: Option<&Route> = None;
+        self.routes.iter().enumerate().filter_map(move |(i, r)| {
+            if owner.is_some_and(|o| !o.pattern.covers(&r.pattern, self.opts)) {
+                return None;
+            }
+            let caps = r.pattern.captures_split(split, self.opts)?;
+            if owner.is_none() && !r.insecure_method_fallthrough {
+                owner = Some(r);
+            }
+            Some((i, r, caps))
+        })
+    }
+
     /// The methods routes declare for this path, when none matched the
     /// request's method: the `Allow` of a 405. Empty when no route's
-    /// pattern matches the path at all (a 404). Only the routes that
-    /// [`RouteTable::find`] would consider count.
+    /// pattern matches the path at all (a 404).
     pub fn allowed(&self, path: &str) -> Vec<Method> {
         let split = SplitPath::new(path);
         let mut out: Vec<Method> = Vec::new();
-        let mut owner: Option<&Route> = None;
-        for r in &self.routes {
-            if owner.is_some_and(|o| !o.pattern.covers(&r.pattern, self.opts))
-                || r.pattern.captures_split(&split, self.opts).is_none()
-            {
-                continue;
-            }
+        for (_, r, _) in self.candidates(&split) {
             if let Some(ms) = &r.methods {
                 for m in ms.iter().chain(ms.contains(&Method::GET).then_some(&Method::HEAD)) {
                     if !out.contains(m) {
                         out.push(m.clone());
                     }
                 }
-            }
-            if owner.is_none() && !r.insecure_method_fallthrough {
-                owner = Some(r);
             }
         }
         out
@@ -313,25 +326,9 @@ impl RouteTable {
     /// routes the path's owner admits (see the module docs).
     pub fn find(&self, method: &Method, path: &str) -> Option<MatchedRoute> {
         let split = SplitPath::new(path);
-        let mut owner: Option<&Route> = None;
-        for (i, r) in self.routes.iter().enumerate() {
-            // Cheap checks first: the owner is only set on the 405 path.
-            if owner.is_some_and(|o| !o.pattern.covers(&r.pattern, self.opts)) {
-                continue;
-            }
-            let allows = r.allows(method);
-            if !allows && (owner.is_some() || r.insecure_method_fallthrough) {
-                continue;
-            }
-            let Some(caps) = r.pattern.captures_split(&split, self.opts) else { continue };
-            if !allows {
-                owner = Some(r);
-                continue;
-            }
-            let params = r.pattern.params().zip(caps).map(|(n, v)| (n.to_owned(), decode(v))).collect();
-            return Some(MatchedRoute { route: Some(r.clone()), index: Some(i), params });
-        }
-        None
+        let (i, r, caps) = self.candidates(&split).find(|(_, r, _)| r.allows(method))?;
+        let params = r.pattern.params().zip(caps).map(|(n, v)| (n.to_owned(), decode(v))).collect();
+        Some(MatchedRoute { route: Some(r.clone()), index: Some(i), params })
     }
 
     /// Pairs `(earlier, later, methods)` where `later` can take requests

@@ -187,12 +187,6 @@ impl RateLimitLayer {
         RateLimitLayer { inner: self.inner.clone(), scope: Scope::Subjects }
     }
 
-    /// Whether any rule is keyed by subject (then [`Self::for_subjects`]
-    /// is needed).
-    pub fn has_subject_rules(&self) -> bool {
-        self.inner.rules.iter().any(|r| r.key == super::KeyKind::Subject)
-    }
-
     /// Counters.
     pub fn stats(&self) -> RateLimitStats {
         RateLimitStats {
