@@ -45,19 +45,6 @@ pub struct Verdicts(Arc<Mutex<VerdictQueue>>);
 #[derive(Debug, Default)]
 struct VerdictQueue {
     queue: VecDeque<Result<(), FramingFault>>,
-    /// Requests handed to the service whose response is not done.
-    active: usize,
-}
-
-/// Marks a request of the connection as active until dropped.
-#[derive(Debug)]
-pub struct Active(Verdicts);
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        let mut q = self.0.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        q.active = q.active.saturating_sub(1);
-    }
 }
 
 impl Verdicts {
@@ -69,22 +56,11 @@ impl Verdicts {
         q.queue.pop_front().unwrap_or(Err(FramingFault::Desync))
     }
 
-    /// [`Verdicts::next`], counting the request as active until the guard
-    /// is dropped (one lock).
-    pub fn next_active(&self) -> (Result<(), FramingFault>, Active) {
-        let mut q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        q.active += 1;
-        let verdict = q.queue.pop_front().unwrap_or(Err(FramingFault::Desync));
-        drop(q);
-        (verdict, Active(self.clone()))
-    }
-
-    /// No earlier head waits for the service and no response is under
-    /// way: an answer written now can't interleave with another response.
-    /// The refused head's own verdict (a framing fault) may be queued last.
-    fn idle_after_refusal(&self) -> bool {
+    /// No earlier head waits for the service: at most the refused head's
+    /// own verdict (a framing fault) is queued.
+    fn none_waiting_but_refused(&self) -> bool {
         let q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        q.active == 0 && q.queue.iter().all(Result::is_err) && q.queue.len() <= 1
+        q.queue.iter().all(Result::is_err) && q.queue.len() <= 1
     }
 
     fn push(&self, v: Result<(), FramingFault>) {
@@ -449,6 +425,9 @@ pub struct Answering {
     pub peer: std::net::SocketAddr,
     /// Whether the connection is TLS (HSTS).
     pub https: bool,
+    /// The connection's requests: an answer is written only when none is
+    /// in flight, so it can't interleave with another response.
+    pub(crate) requests: std::sync::Arc<crate::server::ConnRequests>,
 }
 
 pin_project_lite::pin_project! {
@@ -510,7 +489,8 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for TrackedIo<T> {
                 t.feed(&buf.filled()[before..]);
                 if let Some(kind) = t.take_refusal()
                     && let Some(a) = this.answering.as_ref()
-                    && t.verdicts.idle_after_refusal()
+                    && a.requests.idle()
+                    && t.verdicts.none_waiting_but_refused()
                 {
                     // hyper never sees the refused head.
                     buf.set_filled(before);

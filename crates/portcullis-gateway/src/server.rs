@@ -240,14 +240,14 @@ async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, handler: Handler
                 let res = redirect_response(&req, https_port, &headers, &names);
                 async move { Ok::<_, Infallible>(res) }
             });
-            serve_conn(tcp, ctx, svc, Proto::Auto).await;
+            serve_conn(tcp, ctx, svc, Proto::Auto, Arc::default()).await;
         }
         Handler::Admin { ready, metrics, rate_limit } => {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let res = admin_response(&req, ready.load(Ordering::SeqCst), &metrics, &rate_limit);
                 async move { Ok::<_, Infallible>(res) }
             });
-            serve_conn(tcp, ctx, svc, Proto::Auto).await;
+            serve_conn(tcp, ctx, svc, Proto::Auto, Arc::default()).await;
         }
     }
 }
@@ -266,19 +266,22 @@ async fn serve_gateway<IO>(
 {
     let tracker = answer.is_some().then(|| Tracker::new(ctx.limits.header_bytes, ctx.limits.max_headers));
     let verdicts: Option<Verdicts> = tracker.as_ref().map(Tracker::verdicts);
+    let requests = Arc::new(ConnRequests::default());
     let mut io = TrackedIo::new(io, tracker);
     if let Some(answer) = answer {
-        io = io.answering(Answering { answer, peer: peer.addr, https: peer.https });
+        io = io.answering(Answering {
+            answer,
+            peer: peer.addr,
+            https: peer.https,
+            requests: requests.clone(),
+        });
     }
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(peer);
-        let mut active = None;
         if req.version() < Version::HTTP_2
             && let Some(v) = &verdicts
         {
-            let (verdict, guard) = v.next_active();
-            req.extensions_mut().insert(FramingVerdict(verdict));
-            active = Some(guard);
+            req.extensions_mut().insert(FramingVerdict(v.next()));
         }
         // A request that asks to switch protocols and is not switched
         // (anything but an admitted WebSocket) ends its connection: the
@@ -287,7 +290,6 @@ async fn serve_gateway<IO>(
         let fut = service.clone().oneshot(req);
         async move {
             let mut res = fut.await;
-            drop(active);
             if asked_upgrade
                 && let Ok(r) = &mut res
                 && r.status() != StatusCode::SWITCHING_PROTOCOLS
@@ -297,7 +299,7 @@ async fn serve_gateway<IO>(
             res
         }
     });
-    serve_conn(io, ctx, svc, proto).await;
+    serve_conn(io, ctx, svc, proto, requests).await;
 }
 
 /// The protocols a connection may speak.
@@ -311,11 +313,20 @@ enum Proto {
     H2,
 }
 
-/// Requests of one connection: whether one arrived, how many are in flight.
-#[derive(Default)]
-struct ConnRequests {
+/// Requests of one connection: whether one arrived, how many are in flight
+/// (handed to the service, response head not yet produced). Read by the
+/// connection's timers and by the framing tracker's early answers.
+#[derive(Debug, Default)]
+pub(crate) struct ConnRequests {
     started: AtomicBool,
     inflight: AtomicUsize,
+}
+
+impl ConnRequests {
+    /// No request in flight.
+    pub(crate) fn idle(&self) -> bool {
+        self.inflight.load(Ordering::SeqCst) == 0
+    }
 }
 
 /// Counts a request in flight until dropped (also when the connection
@@ -341,7 +352,7 @@ impl Drop for InFlight {
 /// accept (later heads are timed by hyper from their first byte), when idle
 /// for `idle_timeout`, when the listener is at its connection cap and the
 /// connection idle (C14), and drains it on shutdown.
-async fn serve_conn<IO, S>(io: IO, ctx: &Ctx, svc: S, proto: Proto)
+async fn serve_conn<IO, S>(io: IO, ctx: &Ctx, svc: S, proto: Proto, requests: Arc<ConnRequests>)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
@@ -351,7 +362,6 @@ where
     S::Future: Send + 'static,
 {
     let l = &ctx.limits;
-    let requests = Arc::new(ConnRequests::default());
     let counted = requests.clone();
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let guard = InFlight::new(&counted);
@@ -419,7 +429,7 @@ where
                 conn.as_mut().graceful_shutdown();
             }
             _ = tokio::time::sleep_until(idle_deadline), if !closing => {
-                if requests.inflight.load(Ordering::SeqCst) == 0 {
+                if requests.idle() {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 } else {
