@@ -56,7 +56,8 @@ pub struct AccessLog<S> {
 
 struct Record {
     start: Instant,
-    method: Method,
+    /// `None` for a request refused before its head could be parsed.
+    method: Option<Method>,
     // Kept as values (an address, a reference-counted id), formatted only
     // when the line is written: nothing is allocated for a filtered log.
     client_ip: Option<std::net::IpAddr>,
@@ -69,6 +70,30 @@ struct Record {
     completed: std::cell::Cell<bool>,
 }
 
+/// The access-log line of a request refused before its head could be parsed
+/// (the framing tracker's early answers): the same fields as every line,
+/// with `-` for the method and path it never had.
+pub(crate) fn log_unparsed(
+    client_ip: std::net::IpAddr,
+    request_id: RequestId,
+    status: u16,
+    reason: &'static str,
+    bytes: u64,
+) {
+    drop(Record {
+        start: Instant::now(),
+        method: None,
+        client_ip: Some(client_ip),
+        request_id: Some(request_id),
+        version: http::Version::HTTP_11,
+        status,
+        path: None,
+        reason: Some(reason),
+        bytes,
+        completed: std::cell::Cell::new(true),
+    });
+}
+
 impl Drop for Record {
     fn drop(&mut self) {
         // Filtered out (e.g. RUST_LOG=warn): skip the redaction and formatting.
@@ -79,7 +104,7 @@ impl Drop for Record {
         let path = self.path.as_deref().map(redact_path);
         tracing::info!(
             target: "portcullis::access",
-            method = self.method.as_str(),
+            method = self.method.as_ref().map_or("-", Method::as_str),
             path = path.as_deref().unwrap_or("-"),
             status = self.status,
             latency_ms = (latency_ms * 1000.0).round() / 1000.0,
@@ -109,7 +134,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let record = Record {
             start: Instant::now(),
-            method: req.method().clone(),
+            method: Some(req.method().clone()),
             client_ip: req.extensions().get::<ClientInfo>().map(|c| c.ip),
             request_id: req.extensions().get::<RequestId>().cloned(),
             version: req.version(),

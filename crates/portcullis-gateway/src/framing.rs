@@ -342,18 +342,9 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
         return None;
     }
     line[..digits_end].iter().try_fold(0u64, |acc, &d| {
-        let v = u64::from(crate::framing::hex_digit(d)?);
+        let v = u64::from(char::from(d).to_digit(16)?);
         acc.checked_mul(16)?.checked_add(v)
     })
-}
-
-fn hex_digit(d: u8) -> Option<u8> {
-    match d {
-        b'0'..=b'9' => Some(d - b'0'),
-        b'a'..=b'f' => Some(d - b'a' + 10),
-        b'A'..=b'F' => Some(d - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Writes Portcullis' own answer to a head refused before parsing.
@@ -374,43 +365,33 @@ impl EarlyAnswer {
     /// Logged and counted like any refused request.
     fn render(&self, kind: RejectionKind, peer: std::net::SocketAddr, https: bool) -> Vec<u8> {
         let id = RequestId::new_random();
-        let rejection = Rejection::new(kind);
-        let body = rejection.body_json(Some(&id));
-        let mut h = HeaderMap::new();
-        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-        h.insert(portcullis_layers::request_id::REQUEST_ID_HEADER, id.header_value().clone());
-        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        self.headers.apply(&mut h, https);
-        let status = rejection.status;
+        // The one writer of error responses; these kinds close the connection.
+        let mut res: http::Response<bytes::Bytes> = Rejection::new(kind).into_response(Some(&id));
+        let body = res.body().clone();
+        res.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        self.headers.apply(res.headers_mut(), https);
+        let status = res.status();
         let mut out = Vec::with_capacity(1024 + body.len());
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(status.as_str().as_bytes());
         out.push(b' ');
         out.extend_from_slice(status.canonical_reason().unwrap_or("Error").as_bytes());
         out.extend_from_slice(b"\r\n");
-        for (name, value) in &h {
+        for (name, value) in res.headers() {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(body.as_bytes());
+        out.extend_from_slice(&body);
         self.metrics.record(Some(kind));
-        tracing::info!(
-            target: "portcullis::access",
-            method = "-",
-            path = "-",
-            status = status.as_u16(),
-            latency_ms = 0.0,
-            bytes = body.len(),
-            client_ip = %peer.ip().to_canonical(),
-            request_id = id.as_str(),
-            reason = kind.code(),
-            completed = true,
-            "request"
+        crate::access_log::log_unparsed(
+            peer.ip().to_canonical(),
+            id,
+            status.as_u16(),
+            kind.code(),
+            body.len() as u64,
         );
         out
     }
