@@ -192,9 +192,7 @@ fn table_array<T: DeserializeOwned + Default>(name: &str, doc: &toml::Table, p: 
 }
 
 fn line_col(text: &str, offset: usize) -> String {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let (line, col) = super::locate::line_col(text, offset);
     format!("line {line}, column {col}")
 }
 
