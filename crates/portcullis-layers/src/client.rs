@@ -202,15 +202,116 @@ mod tests {
     }
 
     fn resolve(peer: &str, xff: &[&str], xfp: Option<&str>) -> ClientInfo {
+        let lines: Vec<&[u8]> = xff.iter().map(|v| v.as_bytes()).collect();
+        resolve_bytes(peer, false, &lines, xfp)
+    }
+
+    /// Header lines as raw bytes: `HeaderValue::from_bytes` takes obs-text
+    /// (0x80-0xFF), which is what arrives from the wire.
+    fn resolve_bytes(peer: &str, tls: bool, xff: &[&[u8]], xfp: Option<&str>) -> ClientInfo {
         let mut h = HeaderMap::new();
         for v in xff {
-            h.append(X_FORWARDED_FOR, v.parse().unwrap());
+            h.append(X_FORWARDED_FOR, http::HeaderValue::from_bytes(v).unwrap());
         }
         if let Some(p) = xfp {
             h.insert(X_FORWARDED_PROTO, p.parse().unwrap());
         }
         let addr = SocketAddr::new(peer.parse().unwrap(), 1234);
-        trusted().resolve(&PeerAddr { addr, https: false }, &h)
+        trusted().resolve(&PeerAddr { addr, https: tls }, &h)
+    }
+
+    /// C3: a line that is not ASCII breaks the chain where it stands. The
+    /// entries written before it (further from us, as unverifiable as the
+    /// garbage) are dropped; a spoofer can't hide `6.6.6.6` behind a broken
+    /// line and have it believed.
+    #[test]
+    fn c3_non_ascii_line_resets_the_chain() {
+        let cases: &[(&[&[u8]], &str)] = &[
+            (&[b"6.6.6.6", b"\xff"], "10.0.0.2"),
+            (&[b"6.6.6.6", b"1.2.3.4\xe9"], "10.0.0.2"),
+            (&[b"6.6.6.6", b"\xc3\xa9, 10.1.1.1"], "10.0.0.2"),
+            (&[b"6.6.6.6, 10.5.5.5", b"\x80"], "10.0.0.2"),
+            // Entries after the broken line come from nearer hops: kept.
+            (&[b"6.6.6.6", b"\xff", b"198.51.100.7"], "198.51.100.7"),
+            (&[b"\xff", b"10.3.3.3"], "10.3.3.3"),
+            (&[b"\xff", b"6.6.6.6, 10.3.3.3"], "6.6.6.6"),
+        ];
+        for (xff, want) in cases {
+            let got = resolve_bytes("10.0.0.2", false, xff, None);
+            assert_eq!(got.ip, want.parse::<IpAddr>().unwrap(), "xff {xff:?}");
+            assert!(got.peer_trusted);
+        }
+        // From an untrusted peer nothing is read, broken or not.
+        assert_eq!(
+            resolve_bytes("203.0.113.9", false, &[b"\xff", b"6.6.6.6"], None).ip.to_string(),
+            "203.0.113.9"
+        );
+    }
+
+    /// C3: `X-Forwarded-Proto` from a trusted proxy wins in both directions
+    /// (a TLS hop inside the trust boundary may carry plain HTTP from the
+    /// client); from an untrusted peer the connection decides.
+    #[test]
+    fn c3_proto_from_a_trusted_tls_peer() {
+        assert!(!resolve_bytes("10.0.0.2", true, &[], Some("http")).https);
+        assert!(resolve_bytes("10.0.0.2", true, &[], None).https);
+        assert!(resolve_bytes("10.0.0.2", true, &[], Some("gopher")).https);
+        assert!(resolve_bytes("203.0.113.9", true, &[], Some("http")).https);
+        assert!(!resolve_bytes("203.0.113.9", false, &[], Some("https")).https);
+    }
+
+    /// The service, run: without `PeerAddr` it refuses (500, JSON) and the
+    /// inner service is never called, rather than resolving everyone to one
+    /// `0.0.0.0` client; with it, `ClientInfo` is set and spoofable headers
+    /// from an untrusted peer are gone before the inner service runs.
+    #[tokio::test]
+    async fn c3_service_requires_peer_addr_and_strips_for_the_inner_service() {
+        use std::sync::{Arc, Mutex};
+        use tower::ServiceExt;
+        let seen: Arc<Mutex<Vec<(Option<ClientInfo>, HeaderMap)>>> = Arc::default();
+        let inner = {
+            let seen = seen.clone();
+            tower::service_fn(move |req: Request<crate::body::Body>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock()
+                        .unwrap()
+                        .push((req.extensions().get::<ClientInfo>().copied(), req.headers().clone()));
+                    Ok::<_, std::convert::Infallible>(http::Response::new(crate::body::Body::empty()))
+                }
+            })
+        };
+        let svc = ClientInfoLayer::new(trusted()).layer(inner);
+        let req = |peer: Option<&str>| {
+            let mut r = Request::builder()
+                .uri("/x")
+                .header(X_FORWARDED_FOR, "6.6.6.6")
+                .header(X_REAL_IP, "6.6.6.6")
+                .body(crate::body::Body::empty())
+                .unwrap();
+            if let Some(p) = peer {
+                r.extensions_mut()
+                    .insert(PeerAddr { addr: SocketAddr::new(p.parse().unwrap(), 1), https: false });
+            }
+            r
+        };
+        let res = svc.clone().oneshot(req(None)).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(res.headers()[http::header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"));
+        assert!(seen.lock().unwrap().is_empty(), "the inner service ran without a peer address");
+
+        let res = svc.clone().oneshot(req(Some("203.0.113.9"))).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::OK);
+        let res = svc.oneshot(req(Some("10.0.0.2"))).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::OK);
+        let seen = seen.lock().unwrap();
+        let (info, headers) = &seen[0];
+        assert_eq!(info.unwrap().ip.to_string(), "203.0.113.9");
+        assert!(!info.unwrap().peer_trusted);
+        assert!(headers.get(X_FORWARDED_FOR).is_none() && headers.get(X_REAL_IP).is_none(), "{headers:?}");
+        let (info, _) = &seen[1];
+        assert_eq!(info.unwrap().ip.to_string(), "6.6.6.6");
+        assert!(info.unwrap().peer_trusted);
     }
 
     // C3: a table of spoofing attempts and honest chains.
@@ -262,6 +363,32 @@ mod tests {
             }
             let addr = SocketAddr::from(([10, 0, 0, 1], 1));
             let _ = trusted().resolve(&PeerAddr { addr, https: false }, &h);
+        }
+
+        /// Every byte a header value can hold (visible ASCII, space, tab,
+        /// obs-text 0x80-0xFF), over several lines: never a panic, and a
+        /// client address is always either the peer or an address that
+        /// appears in the lines after the last non-ASCII one.
+        #[test]
+        fn raw_header_bytes_never_panic_or_invent_addresses(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![0x20u8..0x7f, proptest::strategy::Just(b'\t'), 0x80u8..=0xff, proptest::strategy::Just(b','), proptest::strategy::Just(b'.'), 0x30u8..0x3a],
+                    0..40,
+                ),
+                0..4,
+            )
+        ) {
+            let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+            let got = resolve_bytes("10.0.0.2", false, &refs, None);
+            let after_last_bad = lines.iter().rposition(|l| !l.is_ascii()).map_or(0, |i| i + 1);
+            let visible: Vec<IpAddr> = lines[after_last_bad..]
+                .iter()
+                .flat_map(|l| std::str::from_utf8(l).unwrap().split(','))
+                .filter_map(parse_forwarded_ip)
+                .collect();
+            let peer: IpAddr = "10.0.0.2".parse().unwrap();
+            proptest::prop_assert!(got.ip == peer || visible.contains(&got.ip), "{:?} -> {}", lines, got.ip);
         }
     }
 }

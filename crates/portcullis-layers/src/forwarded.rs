@@ -107,8 +107,11 @@ pub fn same_spelling(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
-/// Removes [`ALWAYS_STRIPPED`], [`CLIENT_CLAIMS`] (unless `peer_trusted`)
-/// and the `_` spellings of both and of the forwarding headers.
+/// Removes [`ALWAYS_STRIPPED`], [`CLIENT_CLAIMS`] and the forwarding
+/// headers (`X-Forwarded-*`, `X-Real-IP`, `Forwarded`) unless `peer_trusted`,
+/// and the `_` spellings of all of them. An application behind the layer
+/// (axum, or the upstream of the gateway, which writes its own forwarding
+/// headers after this) never reads a client's claim about itself.
 pub fn strip_spoofable(headers: &mut HeaderMap, peer_trusted: bool) {
     let mut doomed: Vec<HeaderName> = Vec::new();
     for k in headers.keys() {
@@ -120,7 +123,7 @@ pub fn strip_spoofable(headers: &mut HeaderMap, peer_trusted: bool) {
         let underscored = name.contains('_');
         let hit = ALWAYS_STRIPPED.iter().any(|n| same_spelling(name, n))
             || ((underscored || !peer_trusted) && CLIENT_CLAIMS.iter().any(|n| same_spelling(name, n)))
-            || (underscored && FORWARDING.iter().any(|n| same_spelling(name, n)));
+            || ((underscored || !peer_trusted) && FORWARDING.iter().any(|n| same_spelling(name, n)));
         if hit {
             doomed.push(k.clone());
         }

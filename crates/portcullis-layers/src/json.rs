@@ -340,6 +340,37 @@ mod tests {
         assert_eq!(err(r#"{"123456":1}"#, &l), JsonError::StringTooLong("/123456".into()));
     }
 
+    /// C17: depth counts objects as well as arrays, in every mix, and the
+    /// limit is exact (depth `max_depth` passes, one more fails). Objects
+    /// matter most: a JSON body is an object of objects far more often than
+    /// an array of arrays.
+    #[test]
+    fn c17_depth_counts_objects_and_arrays_alike() {
+        let l = JsonLimits { max_depth: 3, ..JsonLimits::default() };
+        let ok =
+            [r#"{"a":{"b":{"c":1}}}"#, r#"{"a":[{"c":1}]}"#, r#"[{"b":[1]}]"#, r#"{"a":{"b":[]}}"#, "{}"];
+        for doc in ok {
+            assert!(parse_strict(doc.as_bytes(), &l).is_ok(), "{doc} is within depth 3");
+        }
+        let deep: &[(&str, &str)] = &[
+            (r#"{"a":{"b":{"c":{"d":1}}}}"#, "/a/b/c"),
+            (r#"{"a":{"b":{"c":{}}}}"#, "/a/b/c"),
+            (r#"{"a":[{"c":[1]}]}"#, "/a/0/c"),
+            (r#"[{"b":[{"d":1}]}]"#, "/0/b/0"),
+            (r#"{"x":1,"a":{"y":2,"b":{"c":{"d":1}}}}"#, "/a/b/c"),
+        ];
+        for (doc, at) in deep {
+            assert_eq!(err(doc, &l), JsonError::TooDeep((*at).into()), "{doc}");
+        }
+        // Siblings do not add depth: ten objects side by side are depth 2.
+        let wide = format!("{{{}}}", (0..10).map(|i| format!("\"k{i}\":{{}}")).collect::<Vec<_>>().join(","));
+        assert!(parse_strict(wide.as_bytes(), &JsonLimits { max_depth: 2, ..l }).is_ok());
+        // A depth of 1 allows only a flat document.
+        let flat = JsonLimits { max_depth: 1, ..l };
+        assert!(parse_strict(br#"{"a":1}"#, &flat).is_ok());
+        assert_eq!(err(r#"{"a":{}}"#, &flat), JsonError::TooDeep("/a".into()));
+    }
+
     #[test]
     fn c18_prototype_keys_are_values_elsewhere() {
         let l = JsonLimits::default();

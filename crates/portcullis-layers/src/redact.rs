@@ -133,12 +133,12 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
                 if k < b.len() && (b[k] == b'"' || b[k] == b'\'') {
                     k += 1;
                 }
-                while k < b.len() && b[k] == b' ' {
+                while k < b.len() && matches!(b[k], b' ' | b'\t') {
                     k += 1;
                 }
                 if k < b.len() && (b[k] == b'=' || b[k] == b':') {
                     k += 1;
-                    while k < b.len() && b[k] == b' ' {
+                    while k < b.len() && matches!(b[k], b' ' | b'\t') {
                         k += 1;
                     }
                     let quoted = k < b.len() && (b[k] == b'"' || b[k] == b'\'');
@@ -233,6 +233,56 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(redact_text(&input), want, "{input}");
+        }
+    }
+
+    /// C30: white space around the separator, as config files, YAML, pretty
+    /// JSON and stack traces write it, still hides the value.
+    #[test]
+    fn c30_spaces_around_the_separator() {
+        let cases = [
+            ("password = hunter2", "password = [REDACTED]"),
+            ("password  =hunter2", "password  =[REDACTED]"),
+            ("password\t=\thunter2", "password\t=\t[REDACTED]"),
+            ("{\"token\" : \"abc\"}", "{\"token\" : \"[REDACTED]\"}"),
+            ("{\"token\"   :   \"abc\"}", "{\"token\"   :   \"[REDACTED]\"}"),
+            ("api_key :xyz;", "api_key :[REDACTED];"),
+            ("client_secret\t: 'q'", "client_secret\t: '[REDACTED]'"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact_text(input), want, "{input:?}");
+        }
+    }
+
+    /// Every secret key, every separator spelling, every wrapper: the value
+    /// never survives. Every truncation of such a text (ending inside the
+    /// key, after it, after the separator, inside the value, right after
+    /// `bearer `) is redacted without a panic.
+    #[test]
+    fn c30_every_key_and_every_boundary() {
+        let seps = ["=", ":", " = ", " : ", "\t=\t", "\" : \"", "\":\"", "'='", "  :  "];
+        for key in SECRET_KEYS {
+            for sep in seps {
+                for (pre, post) in [("", ""), ("x ", " y"), ("{\"", "\"}"), ("a&", "&b"), ("\n", "\r\n")] {
+                    let text = format!("{pre}{key}{sep}s3cr3tValue{post}");
+                    let out = redact_text(&text);
+                    assert!(!out.contains("s3cr3tValue"), "{text:?} -> {out:?}");
+                    for end in (0..=text.len()).filter(|&e| text.is_char_boundary(e)) {
+                        let _ = redact_text(&text[..end]);
+                    }
+                }
+            }
+        }
+        for scheme in ["Bearer ", "bearer ", "BASIC "] {
+            let text = format!("auth {scheme}abc.DEF-ghi~+/= tail");
+            assert!(!redact_text(&text).contains("abc.DEF"), "{text}");
+            for end in 0..=text.len() {
+                let _ = redact_text(&text[..end]);
+            }
+        }
+        let jwt = format!("x {JWT}");
+        for end in 0..=jwt.len() {
+            let _ = redact_text(&jwt[..end]);
         }
     }
 

@@ -451,12 +451,20 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let m = match self.table.find(req.method(), req.uri().path()) {
             Some(m) => m,
-            None if self.table.unmatched == Unmatched::InsecurePassThrough => {
-                MatchedRoute { route: None, index: None, params: Vec::new() }
-            }
             None => {
+                // A path a route owns stays owned in pass-through mode too:
+                // the methods its routes leave out are a 405, never an
+                // unauthenticated pass (pass-through is for undeclared paths).
                 let allowed = self.table.allowed(req.uri().path());
                 if allowed.is_empty() {
+                    if self.table.unmatched == Unmatched::InsecurePassThrough {
+                        req.extensions_mut().insert(MatchedRoute {
+                            route: None,
+                            index: None,
+                            params: Vec::new(),
+                        });
+                        return OrReject::Inner { fut: self.inner.call(req) };
+                    }
                     return OrReject::Rejected { res: Some(reject(&req, RejectionKind::NotFound)) };
                 }
                 let mut res = reject(&req, RejectionKind::MethodNotAllowed);
@@ -608,6 +616,101 @@ mod tests {
             Route::new(p("/api/admin"), Access::Protected(Authz::default())),
         ]);
         assert_eq!(t.shadowed(), vec![(0, 1)]);
+    }
+
+    /// C21: a route that can never match is found wherever it sits, behind
+    /// whichever earlier route covers it (not only the first), and only when
+    /// every method it lists is taken first.
+    #[test]
+    fn c21_shadowed_table() {
+        let r = |path: &str, methods: Option<&[Method]>| {
+            let route = Route::new(p(path), Access::Public);
+            match methods {
+                Some(ms) => route.methods(ms.to_vec()),
+                None => route,
+            }
+        };
+        let get: Option<&[Method]> = Some(&[Method::GET]);
+        let get_post: Option<&[Method]> = Some(&[Method::GET, Method::POST]);
+        let head: Option<&[Method]> = Some(&[Method::HEAD]);
+        let cases: Vec<(Vec<Route>, Vec<(usize, usize)>)> = vec![
+            (vec![], vec![]),
+            (vec![r("/a", None)], vec![]),
+            (vec![r("/a", None), r("/b", None)], vec![]),
+            // Specific before broad is the right order: nothing shadowed.
+            (vec![r("/api/admin", None), r("/api/**", None)], vec![]),
+            (vec![r("/api/**", None), r("/api/admin", None)], vec![(0, 1)]),
+            // Shadowed by the second route, not the first.
+            (vec![r("/x", None), r("/api/**", None), r("/api/users/{id}", None)], vec![(1, 2)]),
+            (vec![r("/x", None), r("/y", None), r("/users/{id}", None), r("/users/7", get)], vec![(2, 3)]),
+            // Several at once, each with its own shadower.
+            (
+                vec![r("/a/**", None), r("/b/**", None), r("/b/c", None), r("/a/c", None)],
+                vec![(1, 2), (0, 3)],
+            ),
+            // Methods: a GET-only route shadows only GET-only (and HEAD-only) routes.
+            (vec![r("/a", get), r("/a", None)], vec![]),
+            (vec![r("/a", get), r("/a", get_post)], vec![]),
+            (vec![r("/a", get_post), r("/a", get)], vec![(0, 1)]),
+            (vec![r("/a", get), r("/a", head)], vec![(0, 1)]),
+            (vec![r("/a", None), r("/a", get_post)], vec![(0, 1)]),
+            // Parameters cover literals, not the other way.
+            (vec![r("/u/me", None), r("/u/{id}", None)], vec![]),
+            (vec![r("/u/{id}", None), r("/u/me", None)], vec![(0, 1)]),
+            (vec![r("/u/:id", None), r("/u/{other}", None)], vec![(0, 1)]),
+        ];
+        for (routes, want) in cases {
+            let names: Vec<String> = routes.iter().map(|r| format!("{:?}", r.pattern)).collect();
+            assert_eq!(RouteTable::new(routes).shadowed(), want, "{names:?}");
+        }
+        // Case-insensitive matching (the Express default) shadows across case.
+        let t = RouteTable::new(vec![r("/API/**", None), r("/api/x", None)]);
+        assert_eq!(t.shadowed(), vec![(0, 1)]);
+        let t = t.match_options(MatchOptions { case_sensitive: true, ..MatchOptions::default() });
+        assert_eq!(t.shadowed(), vec![]);
+    }
+
+    /// C21: the layer itself: unmatched is a 404 by default; only the loudly
+    /// named `InsecurePassThrough` lets it through, as a public request with
+    /// no route; a path owned by a route with other methods is a 405 with
+    /// `Allow` either way.
+    #[tokio::test]
+    async fn c21_layer_unmatched_modes() {
+        use tower::ServiceExt;
+        let table =
+            || RouteTable::new(vec![Route::new(p("/api/items"), Access::Public).methods(vec![Method::GET])]);
+        let inner = tower::service_fn(|req: Request<crate::body::Body>| async move {
+            let m = req.extensions().get::<MatchedRoute>().cloned();
+            let body = match m {
+                None => "no match record".to_owned(),
+                Some(m) => format!("{:?} {}", m.index, matches!(m.access(), Access::Public)),
+            };
+            Ok::<_, std::convert::Infallible>(Response::new(crate::body::Body::from(body)))
+        });
+        let get = |path: &str, method: Method| {
+            Request::builder().method(method).uri(path).body(crate::body::Body::empty()).unwrap()
+        };
+        let text = |res: Response<crate::body::Body>| async move {
+            let b = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+            String::from_utf8(b.to_vec()).unwrap()
+        };
+        let deny = RouteLayer::new(table()).layer(inner.clone());
+        let res = deny.clone().oneshot(get("/other", Method::GET)).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::NOT_FOUND);
+        let res = deny.clone().oneshot(get("/api/items", Method::DELETE)).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(res.headers()[http::header::ALLOW], "GET, HEAD");
+        let res = deny.oneshot(get("/api/items", Method::GET)).await.unwrap();
+        assert_eq!(text(res).await, "Some(0) true");
+
+        let open = RouteLayer::new(table().unmatched(Unmatched::InsecurePassThrough)).layer(inner);
+        let res = open.clone().oneshot(get("/other", Method::POST)).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::OK);
+        assert_eq!(text(res).await, "None true");
+        // A declared path keeps its methods: DELETE on a GET-only route is
+        // a 405, not an unauthenticated pass.
+        let res = open.oneshot(get("/api/items", Method::DELETE)).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[test]

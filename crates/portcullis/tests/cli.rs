@@ -139,6 +139,36 @@ fn check_reports_one_typo_as_one_problem_with_its_line() {
     assert!(!stderr.contains("missing"), "{stderr}");
 }
 
+// C21 (issue 20 item 5): a route that can never match is refused by both
+// `check` and `serve`, naming the route, the one that takes its requests
+// and why; a config whose specific route comes first is accepted.
+#[test]
+fn c21_check_and_serve_refuse_a_route_that_can_never_match() {
+    let body = "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n";
+    let shadowed = format!(
+        "{body}[[route]]\npath = \"/health\"\npublic = true\n\n[[route]]\npath = \"/api/**\"\npublic = true\n\n[[route]]\npath = \"/api/admin\"\nmethods = [\"GET\"]\npublic = true\n"
+    );
+    let (_d, path) = write_config(&shadowed);
+    for verb in ["check", "serve"] {
+        let out = run(&[verb, "--config", path.to_str().unwrap()], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{verb} accepted it: {stderr}");
+        assert!(
+            stderr.contains("route #3: can never match (path \"/api/admin\", GET): route #2 (path \"/api/**\", any method) comes first and takes every request"),
+            "{verb}: {stderr}"
+        );
+        assert!(stderr.contains(&format!("({}:15:1)", path.display())), "{verb}: {stderr}");
+        assert!(stderr.contains("1 problem(s)"), "{verb}: {stderr}");
+    }
+    // The same routes, specific first: accepted.
+    let fixed = format!(
+        "{body}[[route]]\npath = \"/api/admin\"\nmethods = [\"GET\"]\npublic = true\n\n[[route]]\npath = \"/api/**\"\npublic = true\n"
+    );
+    let (_d, path) = write_config(&fixed);
+    let out = run(&["check", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 // Issue 13 item 3: `check | head` closes the pipe early; no panic, exit 0.
 #[test]
 fn check_into_a_closed_pipe_exits_cleanly() {

@@ -197,11 +197,22 @@ pub(crate) fn validate_routes(
     let name = |i: usize| {
         if i < declared { format!("route[{i}]") } else { extra_names[i - declared].clone() }
     };
+    let describe = |r: &Route| {
+        let methods = match &r.methods {
+            None => "any method".to_owned(),
+            Some(ms) => ms.iter().map(Method::as_str).collect::<Vec<_>>().join(", "),
+        };
+        format!("path \"{}\", {methods}", r.pattern.as_str())
+    };
     for (i, j) in table.shadowed() {
-        let (i, j) = (name(i), name(j));
+        let routes = table.routes();
+        let (earlier, later) = (describe(&routes[i]), describe(&routes[j]));
         p.push(
-            j.clone(),
-            format!("can never match: {i} comes first and matches every request it would; put the specific route first"),
+            name(j),
+            format!(
+                "can never match ({later}): {} ({earlier}) comes first and takes every request this route would, with its own policy; put the more specific route first",
+                name(i)
+            ),
         );
     }
     for (i, j, methods) in table.weaker_fallthroughs() {

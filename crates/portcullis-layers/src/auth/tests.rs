@@ -232,6 +232,89 @@ async fn c22_attack_table() {
     }
 }
 
+/// C22: `iss` and `aud` are compared as whole strings. One IdP often signs
+/// for several tenants (`https://idp.test/other-tenant`), so an issuer that
+/// extends, truncates or contains the configured one must fail, and so must
+/// an audience that is a prefix, an extension or empty.
+#[tokio::test]
+async fn c22_issuer_and_audience_match_whole_strings() {
+    let k = keys();
+    let issuers = [
+        "https://idp.test",
+        "https://idp.test/other-tenant",
+        "https://idp.test//",
+        "https://idp.test/ ",
+        " https://idp.test/",
+        "https://idp.tes",
+        "https://idp.test.evil/",
+        "http://idp.test/",
+        "https://IDP.test/",
+        "idp.test",
+        "",
+    ];
+    for iss in issuers {
+        assert_eq!(
+            check(&k.es.sign(&with(json!({"iss": iss})))).await.err(),
+            Some(TokenError::WrongIssuer),
+            "iss {iss:?}"
+        );
+    }
+    let audiences = ["ap", "a", "", "api2", "apix", "API", " api", "xapi", "api/"];
+    for aud in audiences {
+        assert_eq!(
+            check(&k.es.sign(&with(json!({"aud": aud})))).await.err(),
+            Some(TokenError::WrongAudience),
+            "aud {aud:?}"
+        );
+        let list = with(json!({"aud": [aud, "other"]}));
+        assert_eq!(
+            check(&k.es.sign(&list)).await.err(),
+            Some(TokenError::WrongAudience),
+            "aud [{aud:?}, other]"
+        );
+    }
+    assert_eq!(check(&k.es.sign(&with(json!({"aud": []})))).await.err(), Some(TokenError::WrongAudience));
+    // Several accepted values: any one, still whole.
+    let multi = JwtPolicy {
+        issuers: vec!["https://a.test/".into(), "https://b.test/".into()],
+        audiences: vec!["api".into(), "web".into()],
+        ..policy()
+    };
+    let v = Verifier::new(multi, keyset(), None).clock(Arc::new(clock()));
+    assert!(v.verify(&k.es.sign(&with(json!({"iss": "https://b.test/", "aud": "web"})))).await.is_ok());
+    for (iss, aud, want) in [
+        ("https://b.test", "web", TokenError::WrongIssuer),
+        ("https://a.test/b.test/", "web", TokenError::WrongIssuer),
+        ("https://b.test/", "we", TokenError::WrongAudience),
+        ("https://b.test/", "apiweb", TokenError::WrongAudience),
+    ] {
+        assert_eq!(
+            v.verify(&k.es.sign(&with(json!({"iss": iss, "aud": aud})))).await.err(),
+            Some(want),
+            "{iss} {aud}"
+        );
+    }
+}
+
+/// C22: the policy's algorithm list is enforced by the verifier itself,
+/// not only by the gateway's key filtering: a correctly signed token whose
+/// algorithm is not listed fails, although its key is in the set.
+#[tokio::test]
+async fn c22_algorithm_list_is_enforced_by_the_verifier() {
+    let k = keys();
+    let only_ed = JwtPolicy { algorithms: vec![Algorithm::EdDSA], ..policy() };
+    let v = Verifier::new(only_ed, keyset(), None).clock(Arc::new(clock()));
+    assert!(v.verify(&k.ed.sign(&claims())).await.is_ok());
+    for key in [&k.es, &k.es384, &k.rs, &k.ps] {
+        assert_eq!(
+            v.verify(&key.sign(&claims())).await.err(),
+            Some(TokenError::AlgorithmNotAllowed),
+            "{:?}",
+            key.alg
+        );
+    }
+}
+
 #[tokio::test]
 async fn c22_leeway_and_accepted_variants() {
     let k = keys();

@@ -178,6 +178,28 @@ mod tests {
         assert_eq!(rule("http://localhost:3000"), OriginRule::Exact("http://localhost:3000".into()));
         assert_eq!(rule("http://[::1]:3000"), OriginRule::Exact("http://[::1]:3000".into()));
         assert_eq!(rule("http://[::1]"), OriginRule::Exact("http://[::1]".into()));
+        // The default port of each scheme is dropped; the other scheme's is kept.
+        assert_eq!(rule("http://app.example.com:80"), OriginRule::Exact("http://app.example.com".into()));
+        assert_eq!(
+            rule("https://app.example.com:80"),
+            OriginRule::Exact("https://app.example.com:80".into())
+        );
+        assert_eq!(
+            rule("http://app.example.com:443"),
+            OriginRule::Exact("http://app.example.com:443".into())
+        );
+        assert!(rule("http://app.example.com:80").matches(b"http://app.example.com"));
+        assert!(!rule("http://app.example.com:80").matches(b"http://app.example.com:80"));
+        // Digits are letters of a host name, in any label.
+        assert_eq!(rule("https://app2.example.com"), OriginRule::Exact("https://app2.example.com".into()));
+        assert_eq!(rule("https://1.example.com"), OriginRule::Exact("https://1.example.com".into()));
+        assert_eq!(rule("http://127.0.0.1:8080"), OriginRule::Exact("http://127.0.0.1:8080".into()));
+        let digits = rule("https://*.cdn2.example.com");
+        assert!(digits.matches(b"https://eu-1.cdn2.example.com"));
+        assert!(digits.matches(b"https://42.cdn2.example.com"));
+        assert!(!digits.matches(b"https://-1.cdn2.example.com"));
+        assert!(!digits.matches(b"https://a_b.cdn2.example.com"));
+        assert!(!digits.matches(b"https://1.cdn3.example.com"));
         let w = rule("https://*.example.com:8443");
         assert!(w.matches(b"https://a.example.com:8443"));
         assert!(!w.matches(b"https://a.example.com"));

@@ -71,6 +71,15 @@ fn c28_refused_spellings() {
         ("/caf\u{e9}", PathError::DisallowedByte),
         ("/a?b", PathError::DisallowedByte),
         ("/a#b", PathError::DisallowedByte),
+        // The rest of RFC 3986's excluded ASCII: never valid unescaped in a
+        // path, and parsed differently by different servers.
+        ("/a`b", PathError::DisallowedByte),
+        ("/a^b", PathError::DisallowedByte),
+        ("/a[b", PathError::DisallowedByte),
+        ("/a]b", PathError::DisallowedByte),
+        ("/admin[0]", PathError::DisallowedByte),
+        ("/a\x7fb", PathError::DisallowedByte),
+        ("/a\tb", PathError::DisallowedByte),
     ];
     for (input, want) in table {
         assert_eq!(err(input), want, "{input}");
