@@ -134,7 +134,10 @@ fn check_reports_one_typo_as_one_problem_with_its_line() {
     let out = run(&["check", "--config", path.to_str().unwrap()], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("2 problem(s)"), "{stderr}");
-    assert!(stderr.contains("upstream.timeout: expected text (in quotes), found a number"), "{stderr}");
+    assert!(
+        stderr.contains("upstream.timeout: expected a duration such as \"30s\" or \"500ms\", found a number"),
+        "{stderr}"
+    );
     assert!(stderr.contains("route #1 path: expected text (in quotes), found a number"), "{stderr}");
     assert!(!stderr.contains("missing"), "{stderr}");
 }

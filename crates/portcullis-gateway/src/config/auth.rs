@@ -1,32 +1,68 @@
-//! `[routes]`, `[[route]]` and `[auth]`: deny-by-default routes (C21 C28),
-//! JWT verification (C22), identity headers (C23), roles and ownership
-//! (C26 C27).
+//! `[auth]`: JWT verification (C22) and identity headers (C23).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::{HeaderName, Method};
+use http::HeaderName;
 use portcullis_layers::auth::{
     Algorithm, ClaimSource, IdentityHeaders, JwksOptions, JwtPolicy, KeySet, SUPPORTED, algorithm,
     same_spelling,
 };
-use portcullis_layers::input::{InputLayer, InputPolicy};
-use portcullis_layers::pattern::{MatchOptions, PathPattern};
-use portcullis_layers::route::{Access, Authz, Route, RouteTable, Unmatched};
+use serde::Deserialize;
 
 use super::Problems;
-use super::raw::{RawAuth, RawJwt, RawRoute, RawRoutes};
-use super::units::{parse_duration, show_duration};
+use super::units::{Dur, within};
 
-/// `[routes]` and `[[route]]`, built.
-#[derive(Clone, Debug)]
-pub struct RoutesConfig {
-    /// The table, in file order.
-    pub table: RouteTable,
-    /// How unmatched requests are treated.
-    pub unmatched: Unmatched,
-    /// How patterns compare to paths.
-    pub matching: MatchOptions,
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAuth {
+    pub(crate) jwt: Option<RawJwt>,
+    pub(crate) identity_headers: Option<BTreeMap<String, String>>,
+    pub(crate) forward_token: Option<bool>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawJwt {
+    pub(crate) issuer: Option<OneOrMany>,
+    pub(crate) audience: Option<OneOrMany>,
+    pub(crate) jwks_url: Option<String>,
+    pub(crate) keys: Option<Vec<RawJwtKey>>,
+    pub(crate) algorithms: Option<Vec<String>>,
+    pub(crate) leeway: Option<Dur>,
+    pub(crate) subject_claim: Option<String>,
+    pub(crate) roles_claim: Option<String>,
+    pub(crate) jwks_refresh: Option<Dur>,
+    pub(crate) jwks_min_interval: Option<Dur>,
+    pub(crate) jwks_timeout: Option<Dur>,
+    pub(crate) cache_size: Option<u64>,
+    pub(crate) max_token_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawJwtKey {
+    pub(crate) file: Option<String>,
+    pub(crate) alg: Option<String>,
+    pub(crate) kid: Option<String>,
 }
 
 /// `[auth]`, loaded.
@@ -55,180 +91,6 @@ pub struct JwtConfig {
     pub jwks_timeout: Duration,
     /// Verified tokens cached.
     pub cache_size: usize,
-}
-
-fn dur(
-    at: &str,
-    raw: Option<&str>,
-    default: Duration,
-    min: Duration,
-    max: Duration,
-    p: &mut Problems,
-) -> Duration {
-    let Some(s) = raw else { return default };
-    match parse_duration(s) {
-        Ok(d) if d >= min && d <= max => d,
-        Ok(_) => {
-            p.push(at, format!("must be between {} and {}", show_duration(min), show_duration(max)));
-            default
-        }
-        Err(e) => {
-            p.push(at, e);
-            default
-        }
-    }
-}
-
-/// Validates `[routes]` and the `[[route]]` list. `auth` says whether
-/// `[auth.jwt]` is configured: a protected route without it could never be
-/// reached, which is refused as a mistake.
-pub(crate) fn validate_routes(
-    opts: RawRoutes,
-    routes: Vec<RawRoute>,
-    policies: Vec<Option<InputPolicy>>,
-    extra: Vec<(String, Route)>,
-    jwt_configured: bool,
-    p: &mut Problems,
-    warnings: &mut Problems,
-) -> Option<RoutesConfig> {
-    let before = p.0.len();
-    let unmatched = match opts.unmatched.as_deref() {
-        None | Some("not_found") => Unmatched::NotFound,
-        Some("insecure_pass_through") => Unmatched::InsecurePassThrough,
-        Some(_) => {
-            p.push(
-                "routes.unmatched",
-                "expected \"not_found\" (deny by default) or \"insecure_pass_through\"",
-            );
-            Unmatched::NotFound
-        }
-    };
-    let matching = MatchOptions {
-        case_sensitive: opts.case_sensitive.unwrap_or(false),
-        strict_trailing_slash: opts.strict_trailing_slash.unwrap_or(false),
-    };
-    let mut built = Vec::new();
-    let mut policies = policies.into_iter();
-    for (i, r) in routes.into_iter().enumerate() {
-        let policy = policies.next().flatten();
-        let at = format!("route[{i}]");
-        let pattern = match r.path.as_deref().map(PathPattern::parse) {
-            None => {
-                p.push(format!("{at}.path"), "missing: a path pattern, e.g. \"/api/users/{id}\"");
-                None
-            }
-            Some(Err(e)) => {
-                p.push(format!("{at}.path"), e.message);
-                None
-            }
-            Some(Ok(pat)) => Some(pat),
-        };
-        if r.methods.as_ref().is_some_and(Vec::is_empty) {
-            p.push(
-                format!("{at}.methods"),
-                "an empty list matches nothing; leave it out to match every method",
-            );
-        }
-        let methods = r.methods.map(|ms| {
-            let mut out = Vec::new();
-            for (j, m) in ms.iter().enumerate() {
-                match Method::from_bytes(m.as_bytes()) {
-                    Ok(method) if m.bytes().all(|b| b.is_ascii_uppercase()) => out.push(method),
-                    _ => p.push(
-                        format!("{at}.methods[{j}]"),
-                        "expected an upper-case method name, e.g. \"GET\"",
-                    ),
-                }
-            }
-            out
-        });
-        let public = r.public.unwrap_or(false);
-        let access = match (public, r.allow) {
-            (true, Some(_)) => {
-                p.push(format!("{at}.allow"), "a public route admits everyone; remove `allow` or `public`");
-                Access::Public
-            }
-            (true, None) => Access::Public,
-            (false, allow) => {
-                let allow = allow.unwrap_or_default();
-                let roles = allow.roles.unwrap_or_default();
-                for (j, role) in roles.iter().enumerate() {
-                    if role.is_empty() || role.chars().any(char::is_whitespace) {
-                        p.push(format!("{at}.allow.roles[{j}]"), "a role is a non-empty word");
-                    }
-                }
-                if let (Some(owner), Some(pat)) = (&allow.owner, &pattern)
-                    && !pat.params().any(|n| n == owner)
-                {
-                    p.push(
-                        format!("{at}.allow.owner"),
-                        format!("names no {{{owner}}} parameter of the path pattern"),
-                    );
-                }
-                if !jwt_configured {
-                    p.push(
-                        at.clone(),
-                        "a protected route (no `public = true`) needs [auth.jwt] to admit anyone; configure it, or mark the route public",
-                    );
-                }
-                Access::Protected(Authz { roles, owner: allow.owner })
-            }
-        };
-        if r.websocket == Some(true) && methods.as_ref().is_some_and(|ms| !ms.contains(&Method::GET)) {
-            p.push(format!("{at}.websocket"), "a WebSocket handshake is a GET; add \"GET\" to `methods`");
-        }
-        if let Some(pattern) = pattern {
-            let mut route = Route::new(pattern, access)
-                .websocket(r.websocket.unwrap_or(false))
-                .insecure_method_fallthrough(r.insecure_method_fallthrough.unwrap_or(false));
-            if let Some(ms) = methods {
-                route = route.methods(ms);
-            }
-            if let Some(policy) = policy {
-                route = InputLayer::policy_of(route, policy);
-            }
-            built.push(route);
-        }
-    }
-    let declared = built.len();
-    let (extra_names, extra_routes): (Vec<String>, Vec<Route>) = extra.into_iter().unzip();
-    built.extend(extra_routes);
-    let table = RouteTable::new(built).match_options(matching).unmatched(unmatched);
-    let name = |i: usize| {
-        if i < declared { format!("route[{i}]") } else { extra_names[i - declared].clone() }
-    };
-    let describe = |r: &Route| {
-        let methods = match &r.methods {
-            None => "any method".to_owned(),
-            Some(ms) => ms.iter().map(Method::as_str).collect::<Vec<_>>().join(", "),
-        };
-        format!("path \"{}\", {methods}", r.pattern.as_str())
-    };
-    for (i, j) in table.shadowed() {
-        let routes = table.routes();
-        let (earlier, later) = (describe(&routes[i]), describe(&routes[j]));
-        p.push(
-            name(j),
-            format!(
-                "can never match ({later}): {} ({earlier}) comes first and takes every request this route would, with its own policy; put the more specific route first",
-                name(i)
-            ),
-        );
-    }
-    for (i, j, methods) in table.weaker_fallthroughs() {
-        let methods: Vec<&str> = methods.iter().map(Method::as_str).collect();
-        warnings.push(
-            name(j),
-            format!(
-                "takes {} requests for paths {} matches but leaves out, and admits more callers than {}; list those methods on {} too, or narrow this route",
-                methods.join(", "),
-                name(i),
-                name(i),
-                name(i),
-            ),
-        );
-    }
-    (p.0.len() == before).then_some(RoutesConfig { table, unmatched, matching })
 }
 
 /// Validates `[auth]`; key files are read relative to `base`.
@@ -291,11 +153,11 @@ pub(crate) fn validate_auth(raw: RawAuth, base: &Path, p: &mut Problems) -> Opti
 
 fn validate_jwt(raw: RawJwt, base: &Path, p: &mut Problems) -> Option<JwtConfig> {
     let before = p.0.len();
-    let issuers = raw.issuer.map(super::raw::OneOrMany::into_vec).unwrap_or_default();
+    let issuers = raw.issuer.map(OneOrMany::into_vec).unwrap_or_default();
     if issuers.is_empty() {
         p.push("auth.jwt.issuer", "missing: the `iss` your identity provider puts in tokens (required, so tokens minted for another issuer are refused)");
     }
-    let audiences = raw.audience.map(super::raw::OneOrMany::into_vec).unwrap_or_default();
+    let audiences = raw.audience.map(OneOrMany::into_vec).unwrap_or_default();
     if audiences.is_empty() {
         p.push("auth.jwt.audience", "missing: the `aud` of tokens for this API (required, so tokens for other APIs of the same issuer are refused)");
     }
@@ -317,33 +179,33 @@ fn validate_jwt(raw: RawJwt, base: &Path, p: &mut Problems) -> Option<JwtConfig>
             }
         }
     }
-    let leeway = dur(
+    let leeway = within(
         "auth.jwt.leeway",
-        raw.leeway.as_deref(),
+        raw.leeway.map(|d| d.0),
         Duration::from_secs(30),
         Duration::ZERO,
         Duration::from_secs(300),
         p,
     );
-    let refresh = dur(
+    let refresh = within(
         "auth.jwt.jwks_refresh",
-        raw.jwks_refresh.as_deref(),
+        raw.jwks_refresh.map(|d| d.0),
         Duration::from_secs(300),
         Duration::from_secs(1),
         Duration::from_secs(86_400),
         p,
     );
-    let min_interval = dur(
+    let min_interval = within(
         "auth.jwt.jwks_min_interval",
-        raw.jwks_min_interval.as_deref(),
+        raw.jwks_min_interval.map(|d| d.0),
         Duration::from_secs(30),
         Duration::from_secs(1),
         Duration::from_secs(3600),
         p,
     );
-    let jwks_timeout = dur(
+    let jwks_timeout = within(
         "auth.jwt.jwks_timeout",
-        raw.jwks_timeout.as_deref(),
+        raw.jwks_timeout.map(|d| d.0),
         Duration::from_secs(5),
         Duration::from_millis(100),
         Duration::from_secs(60),

@@ -5,8 +5,33 @@ use portcullis_layers::cors::{Cors, CorsLayer};
 use portcullis_layers::pattern::PathPattern;
 
 use super::Problems;
-use super::raw::{RawCors, RawCorsRoute};
-use super::units::parse_duration;
+use super::units::Dur;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawCors {
+    pub(crate) origins: Option<Vec<String>>,
+    pub(crate) credentials: Option<bool>,
+    pub(crate) methods: Option<Vec<String>>,
+    pub(crate) headers: Option<Vec<String>>,
+    pub(crate) expose_headers: Option<Vec<String>>,
+    pub(crate) max_age: Option<Dur>,
+    pub(crate) routes: Option<Vec<RawCorsRoute>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawCorsRoute {
+    pub(crate) paths: Option<Vec<String>>,
+    pub(crate) enabled: Option<bool>,
+    pub(crate) origins: Option<Vec<String>>,
+    pub(crate) credentials: Option<bool>,
+    pub(crate) methods: Option<Vec<String>>,
+    pub(crate) headers: Option<Vec<String>>,
+    pub(crate) expose_headers: Option<Vec<String>>,
+    pub(crate) max_age: Option<Dur>,
+}
 
 /// The validated CORS configuration: the layer plus a description for `check`.
 #[derive(Clone, Debug)]
@@ -23,7 +48,7 @@ struct Fields<'a> {
     methods: Option<&'a Vec<String>>,
     headers: Option<&'a Vec<String>>,
     expose_headers: Option<&'a Vec<String>>,
-    max_age: Option<&'a str>,
+    max_age: Option<Dur>,
 }
 
 fn build(at: &str, f: &Fields<'_>, p: &mut Problems) -> Option<(Cors, String)> {
@@ -58,11 +83,8 @@ fn build(at: &str, f: &Fields<'_>, p: &mut Problems) -> Option<(Cors, String)> {
             Err(e) => p.push(format!("{at}.expose_headers{}", e.at), e.message),
         }
     }
-    if let Some(m) = f.max_age {
-        match parse_duration(m) {
-            Ok(d) => b = b.max_age(Some(d)),
-            Err(e) => p.push(format!("{at}.max_age"), e),
-        }
+    if let Some(Dur(d)) = f.max_age {
+        b = b.max_age(Some(d));
     }
     if p.0.len() != before {
         return None;
@@ -100,7 +122,7 @@ pub(super) fn validate(raw: Option<RawCors>, p: &mut Problems) -> Option<CorsCon
         methods: raw.methods.as_ref(),
         headers: raw.headers.as_ref(),
         expose_headers: raw.expose_headers.as_ref(),
-        max_age: raw.max_age.as_deref(),
+        max_age: raw.max_age,
     };
     let mut summary = Vec::new();
     let default = if raw.origins.is_some() || raw.routes.is_none() {
@@ -128,7 +150,7 @@ pub(super) fn validate(raw: Option<RawCors>, p: &mut Problems) -> Option<CorsCon
             methods: r.methods.as_ref().or(top.methods),
             headers: r.headers.as_ref().or(top.headers),
             expose_headers: r.expose_headers.as_ref().or(top.expose_headers),
-            max_age: r.max_age.as_deref().or(top.max_age),
+            max_age: r.max_age.or(top.max_age),
         };
         if let Some((c, d)) = build(&at, &f, p) {
             summary.push(format!("{}: {d}", paths_text(r)));

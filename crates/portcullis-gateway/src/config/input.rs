@@ -10,8 +10,29 @@ use portcullis_layers::json::JsonLimits;
 use serde_json::Value;
 
 use super::Problems;
-use super::raw::{RawInput, RawRoute, RawSchema};
-use super::units::parse_size;
+use serde::Deserialize;
+
+use super::routes::RawRoute;
+use super::units::{Size, within};
+
+/// A JSON Schema: a file (`.json`, `.yaml`, `.yml`) or an inline table.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawSchema {
+    File(String),
+    Inline(serde_json::Value),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawInput {
+    pub(crate) max_depth: Option<u64>,
+    pub(crate) max_entries: Option<u64>,
+    pub(crate) max_string_length: Option<Size>,
+    pub(crate) max_params: Option<u64>,
+    pub(crate) unknown_fields: Option<String>,
+    pub(crate) injection: Option<String>,
+}
 
 /// `[input]`, validated: what every route gets unless it says otherwise.
 #[derive(Clone, Debug)]
@@ -37,14 +58,7 @@ pub struct InputConfig {
 }
 
 fn bounded(at: &str, v: Option<u64>, default: usize, max: u64, p: &mut Problems) -> usize {
-    match v {
-        None => default,
-        Some(n) if n >= 1 && n <= max => usize::try_from(n).unwrap_or(default),
-        Some(_) => {
-            p.push(at, format!("must be between 1 and {max}"));
-            default
-        }
-    }
+    usize::try_from(within(at, v, default as u64, 1, max, p)).unwrap_or(default)
 }
 
 fn injection_mode(at: &str, raw: Option<&str>, default: InjectionMode, p: &mut Problems) -> InjectionMode {
@@ -75,18 +89,10 @@ fn unknown_fields(at: &str, raw: Option<&str>, default: UnknownFields, p: &mut P
 /// Validates `[input]`.
 pub(crate) fn validate_defaults(raw: RawInput, p: &mut Problems) -> InputDefaults {
     let d = JsonLimits::default();
-    let max_string_len = match raw.max_string_length.as_deref().map(parse_size) {
-        None => d.max_string_len,
-        Some(Ok(n)) if n >= 1 => usize::try_from(n).unwrap_or(d.max_string_len),
-        Some(Ok(_)) => {
-            p.push("input.max_string_length", "must be at least 1 byte");
-            d.max_string_len
-        }
-        Some(Err(e)) => {
-            p.push("input.max_string_length", e);
-            d.max_string_len
-        }
-    };
+    let longest = Size(d.max_string_len as u64);
+    let max_string_len =
+        within("input.max_string_length", raw.max_string_length, longest, Size(1), Size(1 << 30), p);
+    let max_string_len = usize::try_from(max_string_len.0).unwrap_or(d.max_string_len);
     InputDefaults {
         json: JsonLimits {
             max_depth: bounded("input.max_depth", raw.max_depth, d.max_depth, 1000, p),

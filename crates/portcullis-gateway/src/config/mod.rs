@@ -1,163 +1,211 @@
 //! The configuration model, in three stages (ripgrep's lowargs -> hiargs):
-//! 1. `raw`: serde structs mirroring the TOML file;
+//! 1. raw: each section's serde struct mirrors its table of the file, with
+//!    typed sizes, durations and keywords ([`units`]); read key by key so
+//!    every bad key is one located problem ([`problems::section`]);
 //! 2. [`Config`]: validated, typed, secrets resolved, TLS loaded; every
 //!    problem collected with its place in the file ([`Problems`]);
 //! 3. [`crate::stack`]: built into the layers of `portcullis-layers`.
+//!
+//! One file per section holds its raw struct, its validated type and its
+//! validation: adding a key touches that file (and the docs). This file
+//! only loads the text and calls the sections in order.
 
 mod auth;
 mod cors;
+mod errors;
+mod headers;
 mod input;
+mod limits;
 mod locate;
 mod openapi;
+mod paths;
+mod problems;
 mod ratelimit;
-mod raw;
 mod render;
+mod routes;
 pub mod secret;
+mod server;
+mod state;
 mod units;
-mod validate;
+mod upstream;
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::Path;
 
-use http::HeaderName;
-use ipnet::IpNet;
 use portcullis_layers::headers::SecurityHeaders;
+use portcullis_layers::input::InputPolicy;
 use portcullis_layers::path::PathPolicy;
 
-pub use auth::{AuthConfig, JwtConfig, RoutesConfig};
+pub use auth::{AuthConfig, JwtConfig};
 pub use cors::CorsConfig;
+pub use errors::ErrorPages;
 pub use input::{InputConfig, InputDefaults};
-pub use ratelimit::{RateLimitConfig, RedisConfig, StateConfig, StoreKind};
+pub use limits::Limits;
+pub use problems::{Problem, Problems};
+pub use ratelimit::{RateLimitConfig, StoreKind};
+pub use routes::RoutesConfig;
 pub use secret::Secret;
-pub use validate::from_str;
+pub use server::{ServerConfig, TlsConfig};
+pub use state::{RedisConfig, StateConfig};
+pub use upstream::UpstreamConfig;
 
-/// One configuration problem and where it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// Dotted path in the file (`server.tls.cert`, `server.trusted_proxies[2]`,
-    /// `route[0].path`), or `line L, column C` for syntax errors.
-    pub at: String,
-    /// What is wrong. Never contains a secret.
-    pub message: String,
-    /// Line and column (1-based) of the key, or of its table when the key
-    /// is missing.
-    pub line_col: Option<(usize, usize)>,
-    /// The file, when read from one.
-    pub file: Option<String>,
-}
+use problems::{section, table_array};
 
-impl fmt::Display for Problem {
-    /// `route #2 allow.owner: names no {id} parameter of the path pattern
-    /// (portcullis.toml:14:26)`: routes counted as a user counts them, the
-    /// place as `file:line:column`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", user_path(&self.at), user_path(&self.message))?;
-        match (&self.file, self.line_col) {
-            (Some(file), Some((l, c))) => write!(f, " ({file}:{l}:{c})"),
-            (None, Some((l, c))) => write!(f, " (line {l}, column {c})"),
-            _ => Ok(()),
+const SECTIONS: &[&str] = &[
+    "server",
+    "admin",
+    "upstream",
+    "headers",
+    "limits",
+    "paths",
+    "errors",
+    "cors",
+    "state",
+    "rate_limit_options",
+    "rate_limit",
+    "routes",
+    "route",
+    "auth",
+    "input",
+    "openapi",
+];
+/// Sections of issues not built yet: refused with a clear message, so a
+/// policy written for them is never silently not enforced.
+const PLANNED: &[&str] = &["identity", "sessions", "session", "cookies", "csrf"];
+
+/// Validates a configuration text. `base` resolves relative file paths;
+/// `env` looks up `${VAR}` secrets.
+pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Problems> {
+    let mut p = Problems::default();
+    let doc: toml::Table = match toml::from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            let at = e
+                .span()
+                .map(|s| {
+                    let (line, col) = locate::line_col(text, s.start);
+                    format!("line {line}, column {col}")
+                })
+                .unwrap_or_else(|| "file".to_owned());
+            p.push(at, format!("TOML syntax error: {}", e.message()));
+            return Err(p);
         }
-    }
-}
-
-/// `route[1].allow` as a user counts routes: `route #2 allow`.
-fn user_path(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("route[") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + "route[".len()..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        match (after[..digits].parse::<usize>(), after[digits..].strip_prefix(']')) {
-            (Ok(n), Some(tail)) if digits > 0 => {
-                out.push_str(&format!("route #{}", n + 1));
-                rest = match tail.strip_prefix('.') {
-                    Some(t) => {
-                        out.push(' ');
-                        t
-                    }
-                    None => tail,
-                };
-            }
-            _ => {
-                out.push_str("route[");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Every problem found in a configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Problems(pub Vec<Problem>, Vec<String>);
-
-impl Problems {
-    /// Records a problem, unless it is about a key whose value was already
-    /// refused (a refused `url` is not also "missing").
-    pub(crate) fn push(&mut self, at: impl Into<String>, message: impl Into<String>) {
-        let at = at.into();
-        let message = message.into();
-        let under = |k: &str| at.strip_prefix(k).is_some_and(|r| r.starts_with(['.', '[']));
-        let said = |r: &String| match r.strip_prefix('~') {
-            // A table with a misspelt key: its own verdicts and its
-            // "missing" keys are unreliable; its other values are not.
-            Some(table) => at == table || (under(table) && message.starts_with("missing")),
-            None => at == *r || under(r),
-        };
-        if self.1.iter().any(said) {
-            return;
-        }
-        self.0.push(Problem { at, message, line_col: None, file: None });
-    }
-
-    /// Marks a key whose value was refused: later problems about it are
-    /// not reported.
-    pub(crate) fn refused(&mut self, key: String) {
-        self.1.push(key);
-    }
-
-    /// Marks a table with a misspelt key: later problems about the table
-    /// itself, or about keys it lacks (perhaps the misspelt one), are not
-    /// reported.
-    pub(crate) fn misspelt_in(&mut self, table: &str) {
-        self.1.push(format!("~{table}"));
-    }
-
-    /// Locates every problem in `text`.
-    pub(crate) fn locate(&mut self, text: &str) {
-        let l = locate::Locator::new(text);
-        for p in &mut self.0 {
-            if p.line_col.is_none() {
-                p.line_col = l.find(&p.at);
+    };
+    for key in doc.keys() {
+        if !SECTIONS.contains(&key.as_str()) {
+            if PLANNED.contains(&key.as_str()) {
+                p.push(key.clone(), "this section is not supported by this version of Portcullis; refusing to start rather than ignore it");
+            } else {
+                p.push(key.clone(), format!("unknown section; expected one of: {}", SECTIONS.join(", ")));
             }
         }
     }
+    let server: server::RawServer = section("server", &doc, &mut p);
+    let admin: server::RawAdmin = section("admin", &doc, &mut p);
+    let upstream: upstream::RawUpstream = section("upstream", &doc, &mut p);
+    let headers: headers::RawHeaders = section("headers", &doc, &mut p);
+    let limits: limits::RawLimits = section("limits", &doc, &mut p);
+    let paths: paths::RawPaths = section("paths", &doc, &mut p);
+    let errors: errors::RawErrors = section("errors", &doc, &mut p);
+    let cors: Option<cors::RawCors> = doc.contains_key("cors").then(|| section("cors", &doc, &mut p));
+    let state: state::RawState = section("state", &doc, &mut p);
+    let rl_options: ratelimit::RawRateLimitOptions = section("rate_limit_options", &doc, &mut p);
+    let rl_rules = table_array("rate_limit", &doc, &mut p);
+    let routes_opts: routes::RawRoutes = section("routes", &doc, &mut p);
+    let route_list: Vec<routes::RawRoute> = table_array("route", &doc, &mut p);
+    let auth: auth::RawAuth = section("auth", &doc, &mut p);
+    let input: input::RawInput = section("input", &doc, &mut p);
+    let openapi: Option<openapi::RawOpenApi> =
+        doc.contains_key("openapi").then(|| section("openapi", &doc, &mut p));
 
-    /// Names the file every problem is in.
-    pub(crate) fn in_file(mut self, file: &str) -> Problems {
-        for p in &mut self.0 {
-            p.file = Some(file.to_owned());
+    let server = server::validate(server, base, &mut p);
+    let admin = server::validate_admin(admin, &mut p);
+    let upstream = upstream::validate(upstream, env, &mut p);
+    let headers = headers::validate(headers, &mut p);
+    let limits = limits::validate(limits, &mut p);
+    let paths = paths::validate(paths);
+    let errors = errors::validate(errors, &mut p);
+    let cors = cors::validate(cors, &mut p);
+    let state = state::validate(state, env, &mut p);
+    let jwt_configured = auth.jwt.is_some();
+    let rate_limit = ratelimit::validate(rl_options, rl_rules, &state, jwt_configured, &mut p);
+    let auth = auth::validate_auth(auth, base, &mut p);
+    let max_body = limits.as_ref().map_or(Limits::default().body, |l| l.body);
+    let input_defaults = input::validate_defaults(input, &mut p);
+    // Each route carries its own input policy (no list parallel to the table).
+    let policies: Vec<Option<InputPolicy>> = route_list
+        .iter()
+        .enumerate()
+        .map(|(i, r)| input::route_policy(i, r, &input_defaults, max_body, base, &mut p))
+        .collect();
+    let mut extra = Vec::new();
+    if let Some(o) = openapi
+        && let Some(o) = openapi::load(o, base, &input_defaults, max_body, jwt_configured, &mut p)
+    {
+        for (name, route, policy) in o.routes {
+            extra.push((name, portcullis_layers::input::InputLayer::policy_of(route, policy)));
         }
-        self
     }
-}
+    let input = input::InputConfig {
+        default_policy: input::default_policy(&input_defaults, max_body),
+        defaults: input_defaults,
+    };
+    if route_list.is_empty()
+        && extra.is_empty()
+        && routes_opts.unmatched.as_deref() != Some("insecure_pass_through")
+    {
+        p.push(
+            "route",
+            "no [[route]] declared: Portcullis refuses requests that match no route (deny by default, C21), so this gateway would answer 404 to everything. Declare the API's routes (e.g. [[route]] path = \"/api/health\" public = true), or opt out with [routes] unmatched = \"insecure_pass_through\"",
+        );
+    }
+    let mut warnings = Problems::default();
+    let routes =
+        routes::validate(routes_opts, route_list, policies, extra, jwt_configured, &mut p, &mut warnings);
 
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for p in &self.0 {
-            writeln!(f, "{p}")?;
+    if let (Some(s), Some(a)) = (&server, admin)
+        && a.port() != 0
+        && (a == s.listen || Some(a) == s.redirect_http)
+    {
+        p.push("admin.listen", "must differ from the server listeners");
+    }
+    match (server, upstream, headers, limits, errors, cors, rate_limit, routes, auth) {
+        (
+            Some(server),
+            Some(upstream),
+            Some(headers),
+            Some(limits),
+            Some(errors),
+            Some(cors),
+            Some(rate_limit),
+            Some(routes),
+            Some(auth),
+        ) if p.0.is_empty() => Ok(Config {
+            server,
+            admin,
+            upstream,
+            headers,
+            limits,
+            paths,
+            errors,
+            cors,
+            state,
+            rate_limit,
+            routes,
+            auth,
+            input,
+            warnings,
+        }),
+        _ => {
+            p.locate(text);
+            Err(p)
         }
-        Ok(())
     }
+    .map(|mut c: Config| {
+        c.warnings.locate(text);
+        c
+    })
 }
-
-impl std::error::Error for Problems {}
-
 /// A validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -190,108 +238,6 @@ pub struct Config {
     /// What is valid but probably not meant (`check` prints these, `serve`
     /// logs them).
     pub warnings: Problems,
-}
-
-/// `[server]`.
-#[derive(Clone, Debug)]
-pub struct ServerConfig {
-    /// The main listener.
-    pub listen: SocketAddr,
-    /// TLS on the main listener.
-    pub tls: Option<TlsConfig>,
-    /// A plain HTTP listener that redirects to HTTPS.
-    pub redirect_http: Option<SocketAddr>,
-    /// Trusted proxy networks (C3).
-    pub trusted_proxies: Vec<IpNet>,
-    /// The host names this server answers to, lower case (`server.names`);
-    /// empty for any. The redirect listener redirects only these.
-    pub names: Vec<String>,
-}
-
-/// `[server.tls]`, loaded.
-#[derive(Clone)]
-pub struct TlsConfig {
-    /// Certificate chain file.
-    pub cert: PathBuf,
-    /// Private key file.
-    pub key: PathBuf,
-    /// The rustls configuration built from them.
-    pub rustls: Arc<rustls::ServerConfig>,
-}
-
-impl fmt::Debug for TlsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsConfig").field("cert", &self.cert).field("key", &self.key).finish_non_exhaustive()
-    }
-}
-
-/// `[upstream]`.
-#[derive(Clone, Debug)]
-pub struct UpstreamConfig {
-    /// `http://host:port` plus an optional base path.
-    pub url: http::Uri,
-    /// The base path without trailing slash (`""` for none).
-    pub base_path: String,
-    /// Time from sending the request to the response head (C14).
-    pub timeout: Duration,
-    /// Time to connect.
-    pub connect_timeout: Duration,
-    /// Extra headers for the upstream (secrets).
-    pub headers: Vec<(HeaderName, Secret)>,
-}
-
-/// `[limits]` (C13, C14).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Request body bytes.
-    pub body: u64,
-    /// Request head bytes (request line plus headers).
-    pub header_bytes: usize,
-    /// Number of request header fields.
-    pub max_headers: usize,
-    /// Time to receive a full request head (slowloris).
-    pub header_read_timeout: Duration,
-    /// Longest pause between request body frames.
-    pub body_read_timeout: Duration,
-    /// Longest time from request head to response head.
-    pub request_timeout: Duration,
-    /// Keep-alive connections with no request for this long are closed.
-    pub idle_timeout: Duration,
-    /// Concurrent connections per listener.
-    pub max_connections: usize,
-    /// How long in-flight requests may finish after SIGTERM.
-    pub shutdown_grace: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            body: 1024 * 1024,
-            header_bytes: 16 * 1024,
-            max_headers: 100,
-            header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 4096,
-            shutdown_grace: Duration::from_secs(30),
-        }
-    }
-}
-
-/// `[errors]` (C29).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ErrorPages {
-    /// Replace upstream 4xx HTML pages too.
-    pub replace_html_4xx: bool,
-    /// Bytes of the original error body written to the log.
-    pub log_body_bytes: usize,
-}
-
-impl Default for ErrorPages {
-    fn default() -> Self {
-        ErrorPages { replace_html_4xx: true, log_body_bytes: 2048 }
-    }
 }
 
 /// Reads and validates a configuration file, resolving secrets from the
@@ -334,3 +280,6 @@ impl Config {
         render::render(self)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -34,7 +34,14 @@ use serde_json::{Map, Value, json};
 
 use super::Problems;
 use super::input::{InputDefaults, default_policy, read_document};
-use super::raw::RawOpenApi;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawOpenApi {
+    pub(crate) spec: Option<String>,
+    pub(crate) base_path: Option<String>,
+}
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 

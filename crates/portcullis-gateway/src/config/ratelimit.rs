@@ -1,4 +1,4 @@
-//! `[state]`, `[rate_limit_options]` and `[[rate_limit]]` (C11, C12).
+//! `[rate_limit_options]` and `[[rate_limit]]` (C11, C12).
 
 use std::time::Duration;
 
@@ -6,27 +6,30 @@ use http::{HeaderName, Method};
 use portcullis_layers::pattern::PathPattern;
 use portcullis_layers::ratelimit::{FailMode, HeaderFormat, KeyKind, Rule};
 
-use super::Problems;
-use super::raw::{RawRateLimit, RawRateLimitOptions, RawState};
-use super::secret::{self, Secret};
-use super::units::{parse_duration, show_duration};
+use serde::Deserialize;
 
-/// Where shared state lives.
-#[derive(Clone, Debug)]
-pub enum RedisConfig {
-    /// One server.
-    Standalone(Secret),
-    /// A cluster, by seed nodes.
-    Cluster(Vec<Secret>),
+use super::units::{Dur, show_duration, within};
+use super::{Problems, StateConfig};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawRateLimitOptions {
+    pub(crate) store: Option<String>,
+    pub(crate) headers: Option<String>,
+    pub(crate) legacy_headers: Option<bool>,
+    pub(crate) on_store_error: Option<String>,
+    pub(crate) max_keys: Option<u64>,
 }
 
-/// `[state]`.
-#[derive(Clone, Debug, Default)]
-pub struct StateConfig {
-    /// Redis, when configured.
-    pub redis: Option<RedisConfig>,
-    /// Bound on every Redis call.
-    pub redis_timeout: Duration,
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawRateLimit {
+    pub(crate) name: Option<String>,
+    pub(crate) routes: Option<Vec<String>>,
+    pub(crate) methods: Option<Vec<String>>,
+    pub(crate) key: Option<String>,
+    pub(crate) limit: Option<u64>,
+    pub(crate) window: Option<Dur>,
 }
 
 /// Which store the rate limits use.
@@ -53,79 +56,6 @@ pub struct RateLimitConfig {
     pub on_store_error: FailMode,
     /// Bound of the memory store (and of the fail-open fallback).
     pub max_keys: usize,
-}
-
-/// A Redis URL: a reference, or a literal without a password.
-fn redis_url(at: &str, s: &str, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Option<Secret> {
-    let value = match secret::parse_ref(s) {
-        Ok(r) => match secret::resolve(&r, env) {
-            Ok(v) => v,
-            Err(e) => {
-                p.push(at, e.to_string());
-                return None;
-            }
-        },
-        Err(secret::SecretError::Literal) => {
-            let has_password = s
-                .split_once("://")
-                .is_some_and(|(_, rest)| rest.split('/').next().is_some_and(|a| a.contains('@')));
-            if has_password {
-                p.push(at, "this URL carries credentials: give it as \"${REDIS_URL}\" or \"file:/path\"");
-                return None;
-            }
-            secret::literal(s)
-        }
-        Err(e) => {
-            p.push(at, e.to_string());
-            return None;
-        }
-    };
-    if redis::Client::open(value.expose()).is_err()
-        || !(value.expose().starts_with("redis://") || value.expose().starts_with("rediss://"))
-    {
-        p.push(at, "expected a redis:// or rediss:// URL");
-        return None;
-    }
-    Some(value)
-}
-
-pub(super) fn validate_state(
-    raw: RawState,
-    env: &dyn Fn(&str) -> Option<String>,
-    p: &mut Problems,
-) -> StateConfig {
-    let timeout = match raw.redis_timeout.as_deref().map(parse_duration) {
-        None => Duration::from_millis(100),
-        Some(Ok(d)) if !d.is_zero() && d <= Duration::from_secs(10) => d,
-        Some(Ok(_)) => {
-            p.push("state.redis_timeout", "must be between 1ms and 10s");
-            Duration::from_millis(100)
-        }
-        Some(Err(e)) => {
-            p.push("state.redis_timeout", e);
-            Duration::from_millis(100)
-        }
-    };
-    let redis = match (raw.redis, raw.redis_cluster) {
-        (Some(_), Some(_)) => {
-            p.push("state.redis_cluster", "give either state.redis or state.redis_cluster, not both");
-            None
-        }
-        (Some(u), None) => redis_url("state.redis", &u, env, p).map(RedisConfig::Standalone),
-        (None, Some(nodes)) => {
-            if nodes.is_empty() {
-                p.push("state.redis_cluster", "list at least one seed node");
-            }
-            let v: Vec<Option<Secret>> = nodes
-                .iter()
-                .enumerate()
-                .map(|(i, u)| redis_url(&format!("state.redis_cluster[{i}]"), u, env, p))
-                .collect();
-            v.into_iter().collect::<Option<Vec<_>>>().filter(|v| !v.is_empty()).map(RedisConfig::Cluster)
-        }
-        (None, None) => None,
-    };
-    StateConfig { redis, redis_timeout: timeout }
 }
 
 fn parse_key(s: &str) -> Result<KeyKind, String> {
@@ -201,32 +131,22 @@ pub(super) fn validate(
             p.push(format!("{at}.name"), "another rule has this name");
         }
         names.push(name.clone());
-        let limit = match r.limit {
-            Some(l @ 1..=1_000_000) => u32::try_from(l).unwrap_or(1),
-            Some(_) => {
-                p.push(format!("{at}.limit"), "must be between 1 and 1000000");
-                1
-            }
-            None => {
-                p.push(format!("{at}.limit"), "missing: how many requests per window");
-                1
-            }
-        };
-        let window = match r.window.as_deref().map(parse_duration) {
-            Some(Ok(d)) if d >= Duration::from_millis(1) && d <= Duration::from_secs(30 * 86_400) => d,
-            Some(Ok(_)) => {
-                p.push(format!("{at}.window"), "must be between 1ms and 30d");
-                Duration::from_secs(60)
-            }
-            Some(Err(e)) => {
-                p.push(format!("{at}.window"), e);
-                Duration::from_secs(60)
-            }
-            None => {
-                p.push(format!("{at}.window"), "missing, e.g. \"1m\"");
-                Duration::from_secs(60)
-            }
-        };
+        if r.limit.is_none() {
+            p.push(format!("{at}.limit"), "missing: how many requests per window");
+        }
+        let limit = within(&format!("{at}.limit"), r.limit, 1, 1, 1_000_000, p);
+        let limit = u32::try_from(limit).unwrap_or(1);
+        if r.window.is_none() {
+            p.push(format!("{at}.window"), "missing, e.g. \"1m\"");
+        }
+        let window = within(
+            &format!("{at}.window"),
+            r.window.map(|d| d.0),
+            Duration::from_secs(60),
+            Duration::from_millis(1),
+            Duration::from_secs(30 * 86_400),
+            p,
+        );
         let mut patterns = Vec::new();
         for (j, s) in r.routes.unwrap_or_default().iter().enumerate() {
             match PathPattern::parse(s) {

@@ -1,3 +1,18 @@
+use serde::de::DeserializeOwned;
+
+use super::auth::{RawAuth, RawJwt};
+use super::cors::{RawCors, RawCorsRoute};
+use super::errors::RawErrors;
+use super::headers::{RawCspPolicy, RawHeaders, RawHstsPolicy};
+use super::input::RawInput;
+use super::limits::RawLimits;
+use super::openapi::RawOpenApi;
+use super::paths::RawPaths;
+use super::ratelimit::{RawRateLimit, RawRateLimitOptions};
+use super::routes::{RawAllow, RawRoute, RawRoutes};
+use super::server::{RawAdmin, RawServer, RawTls};
+use super::state::RawState;
+use super::upstream::RawUpstream;
 use super::*;
 
 /// A route admitting everything, for tests about other sections.
@@ -448,4 +463,31 @@ fn c27_weaker_method_fallthrough_is_warned_about() {
     // A WebSocket route must admit GET.
     let p = problems(&format!("{jwt}[[route]]\npath = \"/ws\"\nmethods = [\"POST\"]\nwebsocket = true\n"));
     assert!(p.iter().any(|m| m.starts_with("route #1 websocket:")), "{p:?}");
+}
+
+// Issue 13: sizes and durations are typed fields. A bad one is a located
+// problem at its key; a value out of range names the range in the file's
+// own units; its neighbours are not reported.
+#[test]
+fn typed_units_are_located_and_ranged_in_file_units() {
+    let p = problems(
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\ntimeout = \"30\"\nconnect_timeout = 5\n[limits]\nbody = \"2tb\"\nheader_bytes = \"4kb\"\nidle_timeout = \"0s\"\n[state]\nredis_timeout = \"1m\"\n[input]\nmax_string_length = \"0\"\n",
+    );
+    let want = [
+        "upstream.connect_timeout: expected a duration such as \"30s\" or \"500ms\", found a number (line 4, column 1)",
+        "upstream.timeout: missing or unknown duration unit (use ms, s, m, h or d) (line 3, column 1)",
+        "limits.body: unknown size unit (use b, kb, mb or gb) (line 6, column 1)",
+        "limits.header_bytes: must be between 8kb and 1mb (line 7, column 1)",
+        "limits.idle_timeout: must be between 1ms and 1d (line 8, column 1)",
+        "state.redis_timeout: must be between 1ms and 10s (line 10, column 1)",
+        "input.max_string_length: must be between 1 byte and 1gb (line 12, column 1)",
+    ];
+    assert_eq!(p, want);
+    // Accepted spellings, and the values they give.
+    let c = check(
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\ntimeout = \"2m\"\n[limits]\nbody = 4096\nheader_bytes = \"32KB\"\n[cors]\norigins = [\"https://a.example\"]\nmax_age = \"1h\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.upstream.timeout, std::time::Duration::from_secs(120));
+    assert_eq!((c.limits.body, c.limits.header_bytes), (4096, 32 * 1024));
 }

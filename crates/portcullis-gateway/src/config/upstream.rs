@@ -1,0 +1,107 @@
+//! `[upstream]`: the API behind the gateway.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::HeaderName;
+use serde::Deserialize;
+
+use super::units::{Dur, timeout as timeout_of};
+use super::{Problems, Secret, secret};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawUpstream {
+    pub(crate) url: Option<String>,
+    pub(crate) timeout: Option<Dur>,
+    pub(crate) connect_timeout: Option<Dur>,
+    pub(crate) headers: Option<BTreeMap<String, String>>,
+}
+
+/// `[upstream]`.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// `http://host:port` plus an optional base path.
+    pub url: http::Uri,
+    /// The base path without trailing slash (`""` for none).
+    pub base_path: String,
+    /// Time from sending the request to the response head (C14).
+    pub timeout: Duration,
+    /// Time to connect.
+    pub connect_timeout: Duration,
+    /// Extra headers for the upstream (secrets).
+    pub headers: Vec<(HeaderName, Secret)>,
+}
+
+pub(super) fn validate(
+    raw: RawUpstream,
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Option<UpstreamConfig> {
+    let before = p.0.len();
+    let url = match raw.url.as_deref() {
+        None => {
+            p.push("upstream.url", "missing: the URL of the API to protect, e.g. \"http://127.0.0.1:3000\"");
+            None
+        }
+        Some(s) => {
+            match s.parse::<http::Uri>() {
+                Ok(u) if u.scheme_str() == Some("https") => {
+                    p.push(
+                        "upstream.url",
+                        "https upstreams are not supported yet; use http:// to a local or private upstream",
+                    );
+                    None
+                }
+                Ok(u) if u.scheme_str() != Some("http") || u.authority().is_none() => {
+                    p.push("upstream.url", "expected an absolute http:// URL with a host");
+                    None
+                }
+                Ok(u) if u.query().is_some() || s.contains('#') => {
+                    p.push("upstream.url", "must not have a query or fragment");
+                    None
+                }
+                Ok(u) if u.authority().is_some_and(|a| a.as_str().contains('@')) => {
+                    p.push("upstream.url", "credentials in the URL are not allowed; use upstream.headers with a secret reference");
+                    None
+                }
+                Ok(u) => Some(u),
+                Err(_) => {
+                    p.push("upstream.url", "not a valid URL");
+                    None
+                }
+            }
+        }
+    };
+    let timeout = timeout_of("upstream.timeout", raw.timeout, Duration::from_secs(30), p);
+    let connect_timeout =
+        timeout_of("upstream.connect_timeout", raw.connect_timeout, Duration::from_secs(5), p);
+    let mut headers = Vec::new();
+    for (name, value) in raw.headers.unwrap_or_default() {
+        let at = format!("upstream.headers.{name}");
+        let hn = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) => h,
+            Err(_) => {
+                p.push(at, "not a valid header name");
+                continue;
+            }
+        };
+        if portcullis_layers::forwarded::HOP_BY_HOP.contains(&hn.as_str())
+            || portcullis_layers::forwarded::PROTECTED.contains(&hn.as_str())
+        {
+            p.push(at, "this header is managed by Portcullis and can't be set");
+            continue;
+        }
+        match secret::parse_ref(&value).and_then(|r| secret::resolve(&r, env)) {
+            Ok(s) if http::HeaderValue::from_str(s.expose()).is_ok() => headers.push((hn, s)),
+            Ok(_) => p.push(at, "the secret's value is not a valid header value (control characters?)"),
+            Err(e) => p.push(at, e.to_string()),
+        }
+    }
+    let url = url?;
+    if p.0.len() != before {
+        return None;
+    }
+    let base_path = url.path().trim_end_matches('/').to_owned();
+    Some(UpstreamConfig { url, base_path, timeout, connect_timeout, headers })
+}
