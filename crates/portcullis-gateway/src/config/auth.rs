@@ -338,3 +338,42 @@ fn is_loopback(host: &str) -> bool {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
+
+/// This section as `portcullis check` prints it (secrets as `***`).
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use std::fmt::Write;
+    let a = &c.auth;
+    let _ = writeln!(o, "[auth]");
+    match &a.jwt {
+        None => {
+            let _ = writeln!(o, "  jwt               not configured");
+        }
+        Some(j) => {
+            let algs: Vec<&str> =
+                j.policy.algorithms.iter().map(|a| portcullis_layers::auth::algorithm_name(*a)).collect();
+            let _ = writeln!(o, "  issuer            {}", j.policy.issuers.join(", "));
+            let _ = writeln!(o, "  audience          {}", j.policy.audiences.join(", "));
+            let _ = writeln!(o, "  algorithms        {} (pinned per key; never none/HMAC)", algs.join(", "));
+            let _ = writeln!(o, "  leeway            {}", super::units::show_duration(j.policy.leeway));
+            let _ = writeln!(o, "  static keys       {}", j.static_keys.keys().len());
+            if let Some(u) = &j.jwks_url {
+                let _ = writeln!(
+                    o,
+                    "  jwks              {u} (refresh {}, unknown kid re-fetch at most every {})",
+                    super::units::show_duration(j.jwks.refresh),
+                    super::units::show_duration(j.jwks.min_interval)
+                );
+            }
+            let _ = writeln!(
+                o,
+                "  claims            subject `{}`, roles `{}`",
+                j.policy.subject_claim, j.policy.roles_claim
+            );
+        }
+    }
+    let names: Vec<String> = a.identity_headers.names().iter().map(ToString::to_string).collect();
+    let _ =
+        writeln!(o, "  identity headers  {} (incoming copies stripped in every spelling)", names.join(", "));
+    let _ =
+        writeln!(o, "  bearer token      {}", if a.forward_token { "forwarded" } else { "not forwarded" });
+}

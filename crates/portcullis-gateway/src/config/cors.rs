@@ -181,3 +181,12 @@ fn route_patterns(at: &str, r: &RawCorsRoute, p: &mut Problems) -> Vec<PathPatte
     }
     out
 }
+
+/// This section as `portcullis check` prints it (secrets as `***`).
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "[cors]");
+    for line in &c.cors.summary {
+        let _ = writeln!(o, "  {line}");
+    }
+}

@@ -40,3 +40,15 @@ pub(super) fn validate(raw: RawErrors, p: &mut Problems) -> Option<ErrorPages> {
         log_body_bytes: usize::try_from(log).unwrap_or(d.log_body_bytes),
     })
 }
+
+/// This section as `portcullis check` prints it (secrets as `***`).
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "[errors]");
+    let _ = writeln!(
+        o,
+        "  upstream 5xx{} replaced by a JSON error; {} bytes of the original logged",
+        if c.errors.replace_html_4xx { " and HTML 4xx" } else { "" },
+        c.errors.log_body_bytes
+    );
+}

@@ -218,3 +218,18 @@ fn check_known_value(name: &str, v: &str) -> Option<String> {
     };
     (!allowed.contains(&v)).then(|| format!("expected one of: {}", allowed.join(", ")))
 }
+
+/// This section as `portcullis check` prints it (secrets as `***`).
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "[headers] on every response");
+    for (n, v) in c.headers.effective(true) {
+        let v = v.to_str().unwrap_or("?");
+        if n == http::header::STRICT_TRANSPORT_SECURITY {
+            let _ = writeln!(o, "  {n}: {v}   (HTTPS only)");
+        } else {
+            let _ = writeln!(o, "  {n}: {v}");
+        }
+    }
+    let _ = writeln!(o, "  removed: {}", portcullis_layers::headers::FINGERPRINT_HEADERS.join(", "));
+}

@@ -30,8 +30,8 @@ pub(crate) struct RawInput {
     pub(crate) max_entries: Option<u64>,
     pub(crate) max_string_length: Option<Size>,
     pub(crate) max_params: Option<u64>,
-    pub(crate) unknown_fields: Option<String>,
-    pub(crate) injection: Option<String>,
+    pub(crate) unknown_fields: Option<Unknown>,
+    pub(crate) injection: Option<Injection>,
 }
 
 /// `[input]`, validated: what every route gets unless it says otherwise.
@@ -61,29 +61,14 @@ fn bounded(at: &str, v: Option<u64>, default: usize, max: u64, p: &mut Problems)
     usize::try_from(within(at, v, default as u64, 1, max, p)).unwrap_or(default)
 }
 
-fn injection_mode(at: &str, raw: Option<&str>, default: InjectionMode, p: &mut Problems) -> InjectionMode {
-    match raw {
-        None => default,
-        Some("off") => InjectionMode::Off,
-        Some("report") => InjectionMode::Report,
-        Some("block") => InjectionMode::Block,
-        Some(_) => {
-            p.push(at, "expected \"off\", \"report\" or \"block\"");
-            default
-        }
-    }
+super::units::keywords! {
+    /// `injection`: what to do with SQL/NoSQL/command injection patterns.
+    Injection => InjectionMode { "off" => InjectionMode::Off, "report" => InjectionMode::Report, "block" => InjectionMode::Block }
 }
 
-fn unknown_fields(at: &str, raw: Option<&str>, default: UnknownFields, p: &mut Problems) -> UnknownFields {
-    match raw {
-        None => default,
-        Some("reject") => UnknownFields::Reject,
-        Some("allow") => UnknownFields::Allow,
-        Some(_) => {
-            p.push(at, "expected \"reject\" (the default) or \"allow\"");
-            default
-        }
-    }
+super::units::keywords! {
+    /// `unknown_fields`: whether a schema's undeclared fields are refused.
+    Unknown => UnknownFields { "reject" => UnknownFields::Reject, "allow" => UnknownFields::Allow }
 }
 
 /// Validates `[input]`.
@@ -110,13 +95,8 @@ pub(crate) fn validate_defaults(raw: RawInput, p: &mut Problems) -> InputDefault
             ),
             forbid_prototype_keys: true,
         },
-        unknown: unknown_fields(
-            "input.unknown_fields",
-            raw.unknown_fields.as_deref(),
-            UnknownFields::Reject,
-            p,
-        ),
-        injection: injection_mode("input.injection", raw.injection.as_deref(), InjectionMode::Off, p),
+        unknown: raw.unknown_fields.map_or(UnknownFields::Reject, |k| k.0),
+        injection: raw.injection.map_or(InjectionMode::Off, |k| k.0),
     }
 }
 
@@ -207,13 +187,8 @@ pub(crate) fn route_policy(
         return None;
     }
     let at = format!("route[{i}]");
-    let unknown = unknown_fields(&format!("{at}.unknown_fields"), r.unknown_fields.as_deref(), d.unknown, p);
-    let mut policy = default_policy(d, max_body).injection(injection_mode(
-        &format!("{at}.injection"),
-        r.injection.as_deref(),
-        d.injection,
-        p,
-    ));
+    let unknown = r.unknown_fields.map_or(d.unknown, |k| k.0);
+    let mut policy = default_policy(d, max_body).injection(r.injection.map_or(d.injection, |k| k.0));
     let body = r.body_schema.as_ref().and_then(|s| schema(&format!("{at}.body_schema"), s, base, unknown, p));
     match (&r.content_types, &r.body_schema) {
         (Some(types), _) => {
@@ -260,4 +235,62 @@ pub(crate) fn route_policy(
         policy = policy.cookies_schema(ParamSchema::new(s));
     }
     Some(policy)
+}
+
+/// This section as `portcullis check` prints it (secrets as `***`).
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use std::fmt::Write;
+    let d = &c.input.defaults;
+    let _ = writeln!(o, "[input] always on (C17 C18 C19)");
+    let _ = writeln!(
+        o,
+        "  json              strict: duplicate keys refused, depth {}, {} entries, strings {} bytes",
+        d.json.max_depth, d.json.max_entries, d.json.max_string_len
+    );
+    let _ =
+        writeln!(o, "  prototype keys    __proto__, constructor, prototype refused in JSON, query and forms");
+    let _ = writeln!(
+        o,
+        "  query, forms      {} parameters; a[]=, a[b]=, repeats refused unless a schema declares an array",
+        d.query.max_params
+    );
+    let _ = writeln!(o, "  encodings         gzip, deflate, br decoded and checked; others 415");
+    let _ = writeln!(
+        o,
+        "  injection         {} unless a route says otherwise (C20)",
+        format!("{:?}", d.injection).to_lowercase()
+    );
+}
+
+/// `; body schema, query schema, json only, injection Block`, or nothing.
+pub(super) fn input_summary(p: &portcullis_layers::input::InputPolicy) -> String {
+    let mut parts = Vec::new();
+    if p.body.is_some() {
+        parts.push(if p.body_required {
+            "body schema (required)".to_owned()
+        } else {
+            "body schema".to_owned()
+        });
+    }
+    if p.query_schema.is_some() {
+        parts.push("query schema".to_owned());
+    }
+    if p.params.is_some() {
+        parts.push("params schema".to_owned());
+    }
+    if p.headers.is_some() {
+        parts.push("headers schema".to_owned());
+    }
+    match &p.content_types {
+        Some(t) if t.is_empty() => parts.push("no body".to_owned()),
+        Some(t) => parts.push(format!("bodies {}", t.join(", "))),
+        None => {}
+    }
+    if !p.json.forbid_prototype_keys {
+        parts.push("PROTOTYPE KEYS ALLOWED (insecure)".to_owned());
+    }
+    if p.injection != portcullis_layers::input::InjectionMode::Off {
+        parts.push(format!("injection {}", format!("{:?}", p.injection).to_lowercase()));
+    }
+    if parts.is_empty() { String::new() } else { format!("; {}", parts.join(", ")) }
 }

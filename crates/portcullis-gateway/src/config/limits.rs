@@ -100,3 +100,35 @@ pub(super) fn validate(raw: RawLimits, p: &mut Problems) -> Option<Limits> {
     };
     (p.0.len() == before).then_some(l)
 }
+
+/// This section as `portcullis check` prints it (secrets as `***`).
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use std::fmt::Write;
+    let l = &c.limits;
+    let _ = writeln!(o, "[limits]");
+    let _ = writeln!(
+        o,
+        "  body              {} (413 beyond, also for chunked bodies)",
+        super::units::show_size(l.body)
+    );
+    let _ = writeln!(
+        o,
+        "  request head      {}, {} fields (431 beyond)",
+        super::units::show_size(l.header_bytes as u64),
+        l.max_headers
+    );
+    let _ = writeln!(
+        o,
+        "  timeouts          header read {}, body read {}, request {}, idle keep-alive {}",
+        super::units::show_duration(l.header_read_timeout),
+        super::units::show_duration(l.body_read_timeout),
+        super::units::show_duration(l.request_timeout),
+        super::units::show_duration(l.idle_timeout)
+    );
+    let _ = writeln!(
+        o,
+        "  connections       {} per listener; shutdown grace {}",
+        l.max_connections,
+        super::units::show_duration(l.shutdown_grace)
+    );
+}

@@ -21,7 +21,6 @@ mod openapi;
 mod paths;
 mod problems;
 mod ratelimit;
-mod render;
 mod routes;
 pub mod secret;
 mod server;
@@ -152,7 +151,9 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     };
     if route_list.is_empty()
         && extra.is_empty()
-        && routes_opts.unmatched.as_deref() != Some("insecure_pass_through")
+        && !routes_opts
+            .unmatched
+            .is_some_and(|k| k.0 == portcullis_layers::route::Unmatched::InsecurePassThrough)
     {
         p.push(
             "route",
@@ -275,9 +276,28 @@ impl Config {
         from_str(&text, Path::new("."), &|_| None)
     }
 
-    /// The effective policy, as `portcullis check` prints it.
+    /// The effective policy, as `portcullis check` prints it: each section
+    /// renders itself, in the order of the reference documentation.
     pub fn render(&self) -> String {
-        render::render(self)
+        let mut o = String::new();
+        let sections: [fn(&Config, &mut String); 12] = [
+            server::render,
+            upstream::render,
+            limits::render,
+            paths::render,
+            headers::render,
+            cors::render,
+            state::render,
+            ratelimit::render,
+            routes::render,
+            auth::render,
+            input::render,
+            errors::render,
+        ];
+        for render in sections {
+            render(self, &mut o);
+        }
+        o
     }
 }
 

@@ -17,3 +17,15 @@ pub(super) fn validate(raw: RawPaths) -> PathPolicy {
         resolve_dot_segments: raw.resolve_dot_segments.unwrap_or(true),
     }
 }
+
+/// This section as `portcullis check` prints it (secrets as `***`).
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "[paths]");
+    let _ = writeln!(
+        o,
+        "  double slashes    {}; dot segments {}; refused: encoded / \\ . NUL %, ';', '\\', non-pchar bytes",
+        if c.paths.merge_slashes { "merged" } else { "refused" },
+        if c.paths.resolve_dot_segments { "resolved" } else { "refused" }
+    );
+}

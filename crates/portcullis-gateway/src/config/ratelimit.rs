@@ -14,10 +14,10 @@ use super::{Problems, StateConfig};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawRateLimitOptions {
-    pub(crate) store: Option<String>,
-    pub(crate) headers: Option<String>,
+    pub(crate) store: Option<Store>,
+    pub(crate) headers: Option<Headers>,
     pub(crate) legacy_headers: Option<bool>,
-    pub(crate) on_store_error: Option<String>,
+    pub(crate) on_store_error: Option<OnStoreError>,
     pub(crate) max_keys: Option<u64>,
 }
 
@@ -74,6 +74,26 @@ fn parse_key(s: &str) -> Result<KeyKind, String> {
     }
 }
 
+super::units::keywords! {
+    /// `rate_limit_options.store`.
+    Store => StoreKind { "memory" => StoreKind::Memory, "redis" => StoreKind::Redis }
+}
+
+super::units::keywords! {
+    /// `rate_limit_options.headers`: which RateLimit header draft is sent.
+    Headers => HeaderFormat {
+        "draft-8" => HeaderFormat::Draft8,
+        "draft-7" => HeaderFormat::Draft7,
+        "draft-6" => HeaderFormat::Draft6,
+        "off" => HeaderFormat::Off,
+    }
+}
+
+super::units::keywords! {
+    /// `rate_limit_options.on_store_error`.
+    OnStoreError => FailMode { "fail_open" => FailMode::Open, "fail_closed" => FailMode::Closed }
+}
+
 pub(super) fn validate(
     options: RawRateLimitOptions,
     rules: Vec<RawRateLimit>,
@@ -82,37 +102,17 @@ pub(super) fn validate(
     p: &mut Problems,
 ) -> Option<RateLimitConfig> {
     let before = p.0.len();
-    let store = match options.store.as_deref() {
+    let store = match options.store.map(|k| k.0) {
         None if state.redis.is_some() => StoreKind::Redis,
-        None | Some("memory") => StoreKind::Memory,
-        Some("redis") if state.redis.is_some() => StoreKind::Redis,
-        Some("redis") => {
+        None | Some(StoreKind::Memory) => StoreKind::Memory,
+        Some(StoreKind::Redis) if state.redis.is_some() => StoreKind::Redis,
+        Some(StoreKind::Redis) => {
             p.push("rate_limit_options.store", "\"redis\" needs [state] redis = \"${REDIS_URL}\"");
             StoreKind::Memory
         }
-        Some(_) => {
-            p.push("rate_limit_options.store", "expected \"memory\" or \"redis\"");
-            StoreKind::Memory
-        }
     };
-    let headers = match options.headers.as_deref() {
-        None | Some("draft-8") => HeaderFormat::Draft8,
-        Some("draft-7") => HeaderFormat::Draft7,
-        Some("draft-6") => HeaderFormat::Draft6,
-        Some("off") => HeaderFormat::Off,
-        Some(_) => {
-            p.push("rate_limit_options.headers", "expected \"draft-8\", \"draft-7\", \"draft-6\" or \"off\"");
-            HeaderFormat::Draft8
-        }
-    };
-    let on_store_error = match options.on_store_error.as_deref() {
-        None | Some("fail_open") => FailMode::Open,
-        Some("fail_closed") => FailMode::Closed,
-        Some(_) => {
-            p.push("rate_limit_options.on_store_error", "expected \"fail_open\" or \"fail_closed\"");
-            FailMode::Open
-        }
-    };
+    let headers = options.headers.map_or(HeaderFormat::Draft8, |k| k.0);
+    let on_store_error = options.on_store_error.map_or(FailMode::Open, |k| k.0);
     let max_keys = options.max_keys.unwrap_or(100_000);
     if !(100..=10_000_000).contains(&max_keys) {
         p.push("rate_limit_options.max_keys", "must be between 100 and 10000000");
@@ -230,4 +230,16 @@ pub(super) fn summary(c: &RateLimitConfig) -> Vec<String> {
         ));
     }
     v
+}
+
+/// This section as `portcullis check` prints it (secrets as `***`).
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "[rate_limit]");
+    if c.rate_limit.rules.is_empty() {
+        let _ = writeln!(o, "  no rules");
+    }
+    for line in summary(&c.rate_limit) {
+        let _ = writeln!(o, "  {line}");
+    }
 }

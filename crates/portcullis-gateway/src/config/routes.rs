@@ -13,7 +13,7 @@ use super::input::RawSchema;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawRoutes {
-    pub(crate) unmatched: Option<String>,
+    pub(crate) unmatched: Option<UnmatchedKeyword>,
     pub(crate) case_sensitive: Option<bool>,
     pub(crate) strict_trailing_slash: Option<bool>,
 }
@@ -35,8 +35,8 @@ pub(crate) struct RawRoute {
     pub(crate) headers_schema: Option<RawSchema>,
     pub(crate) cookies_schema: Option<RawSchema>,
     pub(crate) content_types: Option<Vec<String>>,
-    pub(crate) unknown_fields: Option<String>,
-    pub(crate) injection: Option<String>,
+    pub(crate) unknown_fields: Option<super::input::Unknown>,
+    pub(crate) injection: Option<super::input::Injection>,
     pub(crate) insecure_allow_prototype_keys: Option<bool>,
 }
 
@@ -58,6 +58,11 @@ pub struct RoutesConfig {
     pub matching: MatchOptions,
 }
 
+super::units::keywords! {
+    /// `routes.unmatched`: deny by default, or the loudly named opt-out.
+    UnmatchedKeyword => Unmatched { "not_found" => Unmatched::NotFound, "insecure_pass_through" => Unmatched::InsecurePassThrough }
+}
+
 /// Validates `[routes]` and the `[[route]]` list. `auth` says whether
 /// `[auth.jwt]` is configured: a protected route without it could never be
 /// reached, which is refused as a mistake.
@@ -71,17 +76,7 @@ pub(super) fn validate(
     warnings: &mut Problems,
 ) -> Option<RoutesConfig> {
     let before = p.0.len();
-    let unmatched = match opts.unmatched.as_deref() {
-        None | Some("not_found") => Unmatched::NotFound,
-        Some("insecure_pass_through") => Unmatched::InsecurePassThrough,
-        Some(_) => {
-            p.push(
-                "routes.unmatched",
-                "expected \"not_found\" (deny by default) or \"insecure_pass_through\"",
-            );
-            Unmatched::NotFound
-        }
-    };
+    let unmatched = opts.unmatched.map_or(Unmatched::NotFound, |k| k.0);
     let matching = MatchOptions {
         case_sensitive: opts.case_sensitive.unwrap_or(false),
         strict_trailing_slash: opts.strict_trailing_slash.unwrap_or(false),
@@ -208,4 +203,69 @@ pub(super) fn validate(
         );
     }
     (p.0.len() == before).then_some(RoutesConfig { table, unmatched, matching })
+}
+
+/// `[routes]` and `[[route]]` as `portcullis check` prints them.
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use portcullis_layers::route::{Access, Unmatched};
+    use std::fmt::Write;
+    let r = &c.routes;
+    let _ = writeln!(
+        o,
+        "[routes] first match wins, on the canonical path; a route owns its paths (other methods: 405)"
+    );
+    let _ = writeln!(
+        o,
+        "  matching          {}, {}",
+        if r.matching.case_sensitive { "case-sensitive" } else { "case-insensitive (Express)" },
+        if r.matching.strict_trailing_slash {
+            "trailing slash significant"
+        } else {
+            "trailing slash ignored"
+        }
+    );
+    for (i, route) in r.table.routes().iter().enumerate() {
+        let methods = route.methods.as_ref().map_or_else(
+            || "*".to_owned(),
+            |m| m.iter().map(http::Method::as_str).collect::<Vec<_>>().join(","),
+        );
+        let access = match &route.access {
+            Access::Public => "public".to_owned(),
+            Access::Protected(a) if a.roles.is_empty() && a.owner.is_none() => "any valid token".to_owned(),
+            Access::Protected(a) => {
+                let mut parts = Vec::new();
+                if !a.roles.is_empty() {
+                    parts.push(format!("role {}", a.roles.join(" | ")));
+                }
+                if let Some(o) = &a.owner {
+                    parts.push(format!("subject == {{{o}}}"));
+                }
+                format!("token + ({})", parts.join(" OR "))
+            }
+        };
+        let input = portcullis_layers::input::InputLayer::route_policy(route)
+            .map(super::input::input_summary)
+            .unwrap_or_default();
+        let mut flags = String::new();
+        if route.websocket {
+            flags.push_str("; WebSocket upgrades");
+        }
+        if route.insecure_method_fallthrough {
+            flags.push_str("; OTHER METHODS FALL THROUGH TO LATER ROUTES (insecure_method_fallthrough)");
+        }
+        let _ = writeln!(
+            o,
+            "  {:<18}{methods} {} -> {access}{input}{flags}",
+            format!("route #{}", i + 1),
+            route.pattern.as_str()
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  unmatched         {}",
+        match r.unmatched {
+            Unmatched::NotFound => "404 not_found (deny by default)",
+            Unmatched::InsecurePassThrough => "FORWARDED WITHOUT AUTHENTICATION (insecure_pass_through)",
+        }
+    );
 }

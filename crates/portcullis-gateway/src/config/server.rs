@@ -175,3 +175,42 @@ pub(super) fn validate_admin(raw: RawAdmin, p: &mut Problems) -> Option<SocketAd
         }
     }
 }
+
+/// This section as `portcullis check` prints it (secrets as `***`).
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use std::fmt::Write;
+    let s = &c.server;
+    let scheme = if s.tls.is_some() { "https" } else { "http" };
+    let _ = writeln!(o, "[server]");
+    let _ = writeln!(o, "  listen            {} ({scheme})", s.listen);
+    if let Some(t) = &s.tls {
+        let _ = writeln!(
+            o,
+            "  tls               TLS 1.2+, ECDHE+AEAD suites, ALPN h2 http/1.1; cert {} key {}",
+            t.cert.display(),
+            t.key.display()
+        );
+    }
+    if let Some(r) = s.redirect_http {
+        let _ = writeln!(o, "  redirect_http     {r} -> 301 https");
+    }
+    let trusted: Vec<String> = s.trusted_proxies.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        o,
+        "  trusted_proxies   {}",
+        if trusted.is_empty() {
+            "none (client = socket peer; X-Forwarded-* overwritten)".to_owned()
+        } else {
+            trusted.join(", ")
+        }
+    );
+    let _ = writeln!(o, "[admin]");
+    match c.admin {
+        Some(a) => {
+            let _ = writeln!(o, "  listen            {a} (/healthz, /readyz, /metrics)");
+        }
+        None => {
+            let _ = writeln!(o, "  disabled");
+        }
+    }
+}

@@ -98,3 +98,26 @@ pub(super) fn validate(raw: RawState, env: &dyn Fn(&str) -> Option<String>, p: &
     };
     StateConfig { redis, redis_timeout: timeout }
 }
+
+/// This section as `portcullis check` prints it (secrets as `***`).
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "[state]");
+    match &c.state.redis {
+        None => {
+            let _ = writeln!(o, "  in-process (no Redis)");
+        }
+        Some(RedisConfig::Standalone(_)) => {
+            let _ =
+                writeln!(o, "  redis ***, timeout {}", super::units::show_duration(c.state.redis_timeout));
+        }
+        Some(RedisConfig::Cluster(n)) => {
+            let _ = writeln!(
+                o,
+                "  redis cluster, {} seed node(s) ***, timeout {}",
+                n.len(),
+                super::units::show_duration(c.state.redis_timeout)
+            );
+        }
+    }
+}

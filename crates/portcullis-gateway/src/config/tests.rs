@@ -377,8 +377,8 @@ bogus = 1
     );
     let want = [
         "state.redis: this URL carries credentials",
-        "rate_limit_options.headers: expected \"draft-8\"",
-        "rate_limit_options.on_store_error: expected \"fail_open\" or \"fail_closed\"",
+        "rate_limit_options.headers: expected one of \"draft-8\", \"draft-7\", \"draft-6\", \"off\"",
+        "rate_limit_options.on_store_error: expected one of \"fail_open\", \"fail_closed\"",
         "rate_limit[0].routes[1]: a path pattern starts with '/'",
         "rate_limit[0].key: \"subject\" counts by the verified user, and no authentication is configured",
         "rate_limit[0].limit: must be between 1 and 1000000",
@@ -490,4 +490,27 @@ fn typed_units_are_located_and_ranged_in_file_units() {
     .unwrap();
     assert_eq!(c.upstream.timeout, std::time::Duration::from_secs(120));
     assert_eq!((c.limits.body, c.limits.header_bytes), (4096, 32 * 1024));
+}
+
+// Issue 13: keyword fields are typed too: a wrong word or a wrong type is
+// one problem at its key listing the words, and never echoes what was
+// written (a secret pasted into the wrong key stays out of the output).
+#[test]
+fn keyword_fields_list_their_words_without_echoing() {
+    let p = problems(
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\n[routes]\nunmatched = \"pass-s3cret\"\n[input]\ninjection = 1\nunknown_fields = \"ALLOW\"\n[rate_limit_options]\nstore = \"postgres\"\n[[route]]\npath = \"/**\"\npublic = true\ninjection = \"warn\"\n",
+    );
+    let want = [
+        "routes.unmatched: expected one of \"not_found\", \"insecure_pass_through\" (line 4, column 1)",
+        "input.injection: expected one of \"off\", \"report\", \"block\", found a number (line 6, column 1)",
+        "input.unknown_fields: expected one of \"reject\", \"allow\" (line 7, column 1)",
+        "rate_limit_options.store: expected one of \"memory\", \"redis\" (line 9, column 1)",
+        "route #1 injection: expected one of \"off\", \"report\", \"block\" (line 13, column 1)",
+    ];
+    let mut got = p.clone();
+    got.sort();
+    let mut want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(!p.iter().any(|m| m.contains("s3cret") || m.contains("postgres") || m.contains("warn")), "{p:?}");
 }

@@ -1,8 +1,9 @@
-//! Sizes (`100kb`, `1mb`, `1MiB`, `512`) and durations (`250ms`, `30s`, `5m`,
-//! `1h`, `365d`) as written in the config file: the one parser of each, as
-//! serde types ([`Size`], [`Dur`]) so that a raw struct field is typed and a
-//! bad value is reported at its key like any other type error; and the one
-//! range check ([`within`]) every bounded number, size and duration uses.
+//! Sizes (`100kb`, `1mb`, `1MiB`, `512`), durations (`250ms`, `30s`, `5m`,
+//! `1h`, `365d`) and keywords (`"fail_open"`) as written in the config
+//! file: the one parser of each, as serde types ([`Size`], [`Dur`],
+//! [`keywords!`]) so that a raw struct field is typed and a bad value is
+//! reported at its key like any other type error; and the one range check
+//! ([`within`]) every bounded number, size and duration uses.
 
 use std::fmt;
 use std::time::Duration;
@@ -119,6 +120,41 @@ impl<'de> Deserialize<'de> for Size {
         d.deserialize_any(V)
     }
 }
+
+/// Declares a keyword field: a newtype over the value a keyword stands for,
+/// deserialized from exactly these words. Anything else is a problem at
+/// the key listing the words, without echoing what was written.
+macro_rules! keywords {
+    ($(#[$m:meta])* $name:ident => $target:ty { $($word:literal => $value:expr),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug)]
+        pub(crate) struct $name(pub(crate) $target);
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                const WORDS: &[&str] = &[$($word),+];
+                fn words() -> String {
+                    WORDS.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(", ")
+                }
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        write!(f, "one of {}", words())
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$name, E> {
+                        match s {
+                            $($word => Ok($name($value)),)+
+                            _ => Err(E::custom(format!("expected one of {}", words()))),
+                        }
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+    };
+}
+pub(crate) use keywords;
 
 /// A value with a range: how it reads in a problem message.
 pub(crate) trait Bounded: Copy + PartialOrd {

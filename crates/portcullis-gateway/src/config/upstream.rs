@@ -105,3 +105,20 @@ pub(super) fn validate(
     let base_path = url.path().trim_end_matches('/').to_owned();
     Some(UpstreamConfig { url, base_path, timeout, connect_timeout, headers })
 }
+
+/// This section as `portcullis check` prints it (secrets as `***`).
+pub(super) fn render(c: &super::Config, o: &mut String) {
+    use std::fmt::Write;
+    let u = &c.upstream;
+    let _ = writeln!(o, "[upstream]");
+    let _ = writeln!(o, "  url               {}", u.url);
+    let _ = writeln!(
+        o,
+        "  timeout           {} (connect {})",
+        super::units::show_duration(u.timeout),
+        super::units::show_duration(u.connect_timeout)
+    );
+    for (name, secret) in &u.headers {
+        let _ = writeln!(o, "  header            {name}: {secret}");
+    }
+}
