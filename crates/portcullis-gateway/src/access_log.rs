@@ -41,15 +41,15 @@ impl AccessLogLayer {
 }
 
 impl<S> Layer<S> for AccessLogLayer {
-    type Service = AccessLog<S>;
+    type Service = AccessLogService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AccessLog { inner, metrics: self.metrics.clone() }
+        AccessLogService { inner, metrics: self.metrics.clone() }
     }
 }
 
 /// The service of [`AccessLogLayer`].
 #[derive(Clone, Debug)]
-pub struct AccessLog<S> {
+pub struct AccessLogService<S> {
     inner: S,
     metrics: Arc<Metrics>,
 }
@@ -119,7 +119,7 @@ impl Drop for Record {
     }
 }
 
-impl<S, B> Service<Request<B>> for AccessLog<S>
+impl<S, B> Service<Request<B>> for AccessLogService<S>
 where
     S: Service<Request<B>, Response = Response<Body>>,
 {
@@ -149,7 +149,7 @@ where
 }
 
 pin_project! {
-    /// The response future of [`AccessLog`].
+    /// The response future of [`AccessLogService`].
     pub struct AccessLogFuture<F> {
         #[pin]
         inner: F,
@@ -235,19 +235,19 @@ impl http_body::Body for CountingBody {
 pub struct RecordPathLayer;
 
 impl<S> Layer<S> for RecordPathLayer {
-    type Service = RecordPath<S>;
+    type Service = RecordPathService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RecordPath { inner }
+        RecordPathService { inner }
     }
 }
 
 /// The service of [`RecordPathLayer`].
 #[derive(Clone, Debug)]
-pub struct RecordPath<S> {
+pub struct RecordPathService<S> {
     inner: S,
 }
 
-impl<S, B, RB> Service<Request<B>> for RecordPath<S>
+impl<S, B, RB> Service<Request<B>> for RecordPathService<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
 {

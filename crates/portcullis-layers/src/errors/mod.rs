@@ -91,21 +91,21 @@ fn is_html(h: &http::HeaderMap) -> bool {
 }
 
 impl<S> Layer<S> for UpstreamErrorsLayer {
-    type Service = UpstreamErrors<S>;
+    type Service = UpstreamErrorsService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        UpstreamErrors { inner, cfg: *self }
+        UpstreamErrorsService { inner, cfg: *self }
     }
 }
 
 /// The service of [`UpstreamErrorsLayer`].
 #[derive(Clone, Debug)]
-pub struct UpstreamErrors<S> {
+pub struct UpstreamErrorsService<S> {
     inner: S,
     cfg: UpstreamErrorsLayer,
 }
 
 pin_project_lite::pin_project! {
-    /// The response future of [`UpstreamErrors`]: the inner future as is
+    /// The response future of [`UpstreamErrorsService`]: the inner future as is
     /// while waiting (no allocation), a boxed one only to replace an error
     /// response (which reads a prefix of its body for the log).
     #[project = ResponseFutureProj]
@@ -141,7 +141,7 @@ where
     }
 }
 
-impl<S, B, ResBody> Service<Request<B>> for UpstreamErrors<S>
+impl<S, B, ResBody> Service<Request<B>> for UpstreamErrorsService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     S::Error: Send + 'static,

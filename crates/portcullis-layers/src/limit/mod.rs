@@ -52,21 +52,21 @@ impl BodyLimitLayer {
 }
 
 impl<S> Layer<S> for BodyLimitLayer {
-    type Service = BodyLimit<S>;
+    type Service = BodyLimitService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        BodyLimit { inner, max: self.max, idle: self.idle }
+        BodyLimitService { inner, max: self.max, idle: self.idle }
     }
 }
 
 /// The service of [`BodyLimitLayer`].
 #[derive(Clone, Debug)]
-pub struct BodyLimit<S> {
+pub struct BodyLimitService<S> {
     inner: S,
     max: u64,
     idle: Option<Duration>,
 }
 
-impl<S, B, ResBody> Service<Request<B>> for BodyLimit<S>
+impl<S, B, ResBody> Service<Request<B>> for BodyLimitService<S>
 where
     S: Service<Request<LimitedBody<B>>, Response = Response<ResBody>>,
     ResBody: From<Bytes>,
