@@ -314,6 +314,15 @@ mod tests {
         assert!(info.unwrap().peer_trusted);
     }
 
+    #[test]
+    fn trusted_networks_are_kept() {
+        let t = TrustedProxies::new(["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()]);
+        let nets: Vec<String> = t.nets().iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "fd00::/8"]);
+        assert!(TrustedProxies::none().nets().is_empty());
+        assert!(t.contains("10.200.0.1".parse().unwrap()) && !t.contains("11.0.0.1".parse().unwrap()));
+    }
+
     // C3: a table of spoofing attempts and honest chains.
     #[test]
     fn c3_resolution_table() {

@@ -330,6 +330,37 @@ mod tests {
         assert_eq!(parse_strict(b"\"\xff\"", &l).unwrap_err(), JsonError::Syntax);
     }
 
+    /// C17: every limit is exact: at the limit passes, one past it fails.
+    #[test]
+    fn c17_limits_are_exact() {
+        let l = JsonLimits { max_depth: 3, max_entries: 4, max_string_len: 5, forbid_prototype_keys: true };
+        assert!(parse_strict(br#"["12345"]"#, &l).is_ok());
+        assert!(parse_strict(br#"{"12345":1}"#, &l).is_ok());
+        assert_eq!(err(r#"["123456"]"#, &l), JsonError::StringTooLong("/0".into()));
+        assert!(parse_strict(br#"[1,2,3,4]"#, &l).is_ok());
+        assert!(parse_strict(br#"{"a":1,"b":[2,3],"c":4}"#.as_slice(), &JsonLimits { max_entries: 5, ..l }).is_ok());
+        assert_eq!(err(r#"[1,2,3,4,5]"#, &l), JsonError::TooManyEntries);
+        // Entries count across the whole document, not per container.
+        assert_eq!(err(r#"[[1,2],[3,4]]"#, &l), JsonError::TooManyEntries);
+        assert_eq!(err(r#"[1,2,3,4,5,6,7,8,9]"#, &l), JsonError::TooManyEntries);
+    }
+
+    /// The messages logged for each refusal name the place, never the value.
+    #[test]
+    fn error_messages() {
+        let cases = [
+            (JsonError::Syntax, "malformed JSON"),
+            (JsonError::DuplicateKey("/a".into()), "duplicate key at /a"),
+            (JsonError::TooDeep("/a/b".into()), "nested too deeply at /a/b"),
+            (JsonError::TooManyEntries, "too many entries"),
+            (JsonError::StringTooLong("/k".into()), "string too long at /k"),
+            (JsonError::PrototypeKey("/__proto__".into()), "forbidden key at /__proto__"),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+    }
+
     #[test]
     fn limits_are_enforced() {
         let l = JsonLimits { max_depth: 3, max_entries: 4, max_string_len: 5, forbid_prototype_keys: true };

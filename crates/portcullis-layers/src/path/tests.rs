@@ -39,6 +39,29 @@ fn c28_resolved_spellings() {
     }
 }
 
+/// The reasons logged for each refusal: distinct, stable snake_case codes.
+#[test]
+fn c28_refusal_reasons_are_distinct_codes() {
+    let all = [
+        (PathError::NotOriginForm, "not_origin_form"),
+        (PathError::EncodedSlash, "encoded_slash"),
+        (PathError::EncodedBackslash, "encoded_backslash"),
+        (PathError::EncodedDot, "encoded_dot"),
+        (PathError::EncodedNul, "encoded_nul"),
+        (PathError::DoubleEncoding, "double_encoding"),
+        (PathError::MalformedEscape, "malformed_escape"),
+        (PathError::Backslash, "backslash"),
+        (PathError::Semicolon, "semicolon"),
+        (PathError::DisallowedByte, "disallowed_byte"),
+        (PathError::AboveRoot, "above_root"),
+        (PathError::EmptySegment, "empty_segment"),
+        (PathError::DotSegment, "dot_segment"),
+    ];
+    for (e, code) in all {
+        assert_eq!(e.as_str(), code);
+    }
+}
+
 #[test]
 fn c28_refused_spellings() {
     let table = [
