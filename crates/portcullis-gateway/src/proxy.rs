@@ -47,8 +47,10 @@ struct Target {
 
 impl Proxy {
     /// A proxy to the configured upstream. `request_timeout` caps the
-    /// upstream timeout.
-    pub fn new(up: &UpstreamConfig, request_timeout: Duration) -> Proxy {
+    /// upstream timeout. `protected` are the request headers Portcullis
+    /// sets for the upstream (identity, C23), which a client's
+    /// `Connection` header never removes.
+    pub fn new(up: &UpstreamConfig, request_timeout: Duration, protected: Vec<http::HeaderName>) -> Proxy {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(up.connect_timeout));
@@ -75,17 +77,9 @@ impl Proxy {
                     })
                 })
                 .collect(),
-            protected: Vec::new(),
+            protected,
         };
         Proxy { client: Arc::new(client), target: Arc::new(target) }
-    }
-
-    /// Protects these request headers from removal through `Connection`
-    /// (on this proxy; clones made before share the old list).
-    #[must_use]
-    pub fn protect(mut self, names: Vec<http::HeaderName>) -> Proxy {
-        Arc::make_mut(&mut self.target).protected = names;
-        self
     }
 }
 
@@ -108,14 +102,6 @@ impl tower::Service<Request<ProxyBody>> for Proxy {
     }
 }
 
-/// Host header values Portcullis accepts: a DNS name or IP literal, optional port.
-pub(crate) fn valid_host(h: &HeaderValue) -> bool {
-    let b = h.as_bytes();
-    !b.is_empty()
-        && b.len() <= 255
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']' | b'_'))
-}
-
 impl Proxy {
     async fn forward(&self, mut req: Request<ProxyBody>) -> Response<Body> {
         let id = req.extensions().get::<RequestId>().cloned();
@@ -132,15 +118,12 @@ impl Proxy {
         };
 
         // The host the client addressed: Host, or the :authority of HTTP/2.
+        // FramingLayer, at the start of the onion, already refused a
+        // missing, repeated, malformed or disagreeing one (C28).
         let host = match req.headers().get(header::HOST) {
             Some(h) => Some(h.clone()),
             None => req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
         };
-        if req.headers().get_all(header::HOST).iter().count() > 1
-            || host.as_ref().is_some_and(|h| !valid_host(h))
-        {
-            return reject(RejectionKind::InvalidHost);
-        }
 
         // Only a WebSocket handshake on a route that opts in switches
         // protocols, and only here, after the route's whole policy passed.

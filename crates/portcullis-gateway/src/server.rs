@@ -483,7 +483,7 @@ fn redirect_response(
     let host = req
         .headers()
         .get(header::HOST)
-        .filter(|h| crate::proxy::valid_host(h))
+        .filter(|h| portcullis_layers::framing::valid_host(h))
         .and_then(|h| h.to_str().ok())
         .map(strip_port)
         .filter(|h| names.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case(h)));

@@ -128,10 +128,11 @@ pub fn build(cfg: &Config) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
                     .replace_html_4xx(cfg.errors.replace_html_4xx)
                     .log_limit(cfg.errors.log_body_bytes),
             )
-            .service(
-                Proxy::new(&cfg.upstream, cfg.limits.request_timeout)
-                    .protect(cfg.auth.identity_headers.names()),
-            ), // C3 C14 C23
+            .service(Proxy::new(
+                &cfg.upstream,
+                cfg.limits.request_timeout,
+                cfg.auth.identity_headers.names(),
+            )), // C3 C14 C23
     );
     let stack = ServiceBuilder::new()
         .layer(ClientInfoLayer::new(TrustedProxies::new(cfg.server.trusted_proxies.iter().copied()))) // C3

@@ -461,6 +461,31 @@ async fn c19_parser_level_refusals_carry_headers_and_json() {
     assert_eq!(get(gw.addr, "/ok").await.0.status(), 200);
 }
 
+// C28 (issue 13): a malformed Host is refused at the start of the onion,
+// before CORS, rate limiting, authentication and the body read: requests
+// with it don't use up a client's rate limit, and the gateway doesn't wait
+// for a body it announced but never sends.
+#[tokio::test]
+async fn c28_malformed_host_is_refused_before_rate_limits_and_the_body() {
+    let mut up = upstream().await;
+    let gw = gateway(up.addr, "[[rate_limit]]\nroutes = [\"/**\"]\nlimit = 1\nwindow = \"1h\"\n").await;
+    for host in ["gw.test/admin", "user@gw.test", "gw.test:80@evil.test", "\"gw\""] {
+        let req =
+            format!("POST /ok HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\nConnection: close\r\n\r\n");
+        let out = raw(gw.addr, req.as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 400"), "{host}: {out}");
+        assert!(out.contains("\"code\":\"invalid_host\""), "{host}: {out}");
+        assert!(
+            !out.to_ascii_lowercase().contains("ratelimit"),
+            "{host}: counted by the rate limiter: {out}"
+        );
+    }
+    assert!(up.seen.try_recv().is_err(), "the upstream saw a request with a malformed Host");
+    // The one request the limit allows is still there.
+    let out = raw(gw.addr, b"GET /ok HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n").await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
+
 // C28: an absolute-form target whose host differs from Host is refused (a
 // back end that reads one and a policy that reads the other disagree).
 #[tokio::test]

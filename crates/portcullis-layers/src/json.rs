@@ -338,7 +338,10 @@ mod tests {
         assert!(parse_strict(br#"{"12345":1}"#, &l).is_ok());
         assert_eq!(err(r#"["123456"]"#, &l), JsonError::StringTooLong("/0".into()));
         assert!(parse_strict(br#"[1,2,3,4]"#, &l).is_ok());
-        assert!(parse_strict(br#"{"a":1,"b":[2,3],"c":4}"#.as_slice(), &JsonLimits { max_entries: 5, ..l }).is_ok());
+        assert!(
+            parse_strict(br#"{"a":1,"b":[2,3],"c":4}"#.as_slice(), &JsonLimits { max_entries: 5, ..l })
+                .is_ok()
+        );
         assert_eq!(err(r#"[1,2,3,4,5]"#, &l), JsonError::TooManyEntries);
         // Entries count across the whole document, not per container.
         assert_eq!(err(r#"[[1,2],[3,4]]"#, &l), JsonError::TooManyEntries);

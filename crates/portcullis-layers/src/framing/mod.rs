@@ -109,16 +109,29 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), FramingFault> {
 /// Exactly one `Host` in HTTP/1.1, at most one otherwise, and the same as
 /// the target's authority when the request has one (absolute form, or
 /// HTTP/2's `:authority`): a back end that reads the other could be routed
-/// to another virtual host than the one the policy saw.
+/// to another virtual host than the one the policy saw. The host itself is
+/// a DNS name or IP literal with an optional port: no `/`, `@`, spaces,
+/// quotes or other bytes a back end might read as a path or a second URL.
 fn host_ok<B>(req: &Request<B>) -> bool {
     let mut hosts = req.headers().get_all(header::HOST).iter();
+    let authority = req.uri().authority().map(http::uri::Authority::as_str);
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => false,
-        (None, None) => req.version() != http::Version::HTTP_11,
+        (None, None) => req.version() != http::Version::HTTP_11 && authority.is_none_or(valid_host),
         (Some(h), None) => {
-            req.uri().authority().is_none_or(|a| a.as_str().as_bytes().eq_ignore_ascii_case(h.as_bytes()))
+            valid_host(h.as_bytes())
+                && authority.is_none_or(|a| a.as_bytes().eq_ignore_ascii_case(h.as_bytes()))
         }
     }
+}
+
+/// A host as Portcullis accepts it: a DNS name (underscores allowed, as
+/// some internal names have them) or an IP literal, with an optional port.
+pub fn valid_host(h: impl AsRef<[u8]>) -> bool {
+    let b = h.as_ref();
+    !b.is_empty()
+        && b.len() <= 255
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']' | b'_'))
 }
 
 /// Refuses requests with ambiguous framing.
@@ -236,5 +249,23 @@ mod tests {
         assert!(host_ok(&abs("http://GW.test:8080/ok", "gw.test:8080")));
         assert!(!host_ok(&abs("http://other.test/ok", "gw.test")));
         assert!(!host_ok(&abs("http://gw.test:8080/ok", "gw.test")));
+        // The host's own spelling: a name or an IP literal, with a port.
+        for good in ["gw.test", "GW.Test:8080", "10.0.0.1", "[::1]:443", "svc_internal.local"] {
+            assert!(host_ok(&req(Version::HTTP_11, &[good])), "{good}");
+        }
+        for bad in [
+            "",
+            "gw.test/admin",
+            "user@gw.test",
+            "gw test",
+            "gw.test\\x",
+            "gw.test?x",
+            "gw.test#x",
+            "\"gw\"",
+            "%67w.test",
+        ] {
+            assert!(!host_ok(&req(Version::HTTP_11, &[bad])), "{bad:?}");
+        }
+        assert!(!host_ok(&req(Version::HTTP_11, &[&"a".repeat(256)])));
     }
 }
