@@ -266,21 +266,10 @@ mod tests {
     /// from an untrusted peer are gone before the inner service runs.
     #[tokio::test]
     async fn c3_service_requires_peer_addr_and_strips_for_the_inner_service() {
-        use std::sync::{Arc, Mutex};
         use tower::ServiceExt;
-        let seen: Arc<Mutex<Vec<(Option<ClientInfo>, HeaderMap)>>> = Arc::default();
-        let inner = {
-            let seen = seen.clone();
-            tower::service_fn(move |req: Request<crate::body::Body>| {
-                let seen = seen.clone();
-                async move {
-                    seen.lock()
-                        .unwrap()
-                        .push((req.extensions().get::<ClientInfo>().copied(), req.headers().clone()));
-                    Ok::<_, std::convert::Infallible>(http::Response::new(crate::body::Body::empty()))
-                }
-            })
-        };
+        let (seen, inner) = crate::test_util::recording(|req: &Request<crate::body::Body>| {
+            (req.extensions().get::<ClientInfo>().copied(), req.headers().clone())
+        });
         let svc = ClientInfoLayer::new(trusted()).layer(inner);
         let req = |peer: Option<&str>| {
             let mut r = Request::builder()

@@ -55,6 +55,8 @@ pub mod rejection;
 pub mod request_id;
 #[cfg(feature = "route")]
 pub mod route;
+#[cfg(test)]
+mod test_util;
 
 pub use body::{Body, BoxError};
 pub use config_error::ConfigError;

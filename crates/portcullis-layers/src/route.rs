@@ -633,7 +633,8 @@ mod tests {
         let get: Option<&[Method]> = Some(&[Method::GET]);
         let get_post: Option<&[Method]> = Some(&[Method::GET, Method::POST]);
         let head: Option<&[Method]> = Some(&[Method::HEAD]);
-        let cases: Vec<(Vec<Route>, Vec<(usize, usize)>)> = vec![
+        type Case = (Vec<Route>, Vec<(usize, usize)>);
+        let cases: Vec<Case> = vec![
             (vec![], vec![]),
             (vec![r("/a", None)], vec![]),
             (vec![r("/a", None), r("/b", None)], vec![]),
@@ -690,11 +691,8 @@ mod tests {
         let get = |path: &str, method: Method| {
             Request::builder().method(method).uri(path).body(crate::body::Body::empty()).unwrap()
         };
-        let text = |res: Response<crate::body::Body>| async move {
-            let b = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
-            String::from_utf8(b.to_vec()).unwrap()
-        };
-        let deny = RouteLayer::new(table()).layer(inner.clone());
+        let text = |res: Response<crate::body::Body>| crate::test_util::text(res.into_body());
+        let deny = RouteLayer::new(table()).layer(inner);
         let res = deny.clone().oneshot(get("/other", Method::GET)).await.unwrap();
         assert_eq!(res.status(), http::StatusCode::NOT_FOUND);
         let res = deny.clone().oneshot(get("/api/items", Method::DELETE)).await.unwrap();
