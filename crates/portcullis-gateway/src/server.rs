@@ -92,6 +92,16 @@ struct Ctx {
 
 /// Binds every listener of the configuration and starts serving.
 pub async fn start(cfg: &Config) -> io::Result<Running> {
+    start_with_clock(cfg, Arc::new(portcullis_layers::clock::SystemClock)).await
+}
+
+/// [`start`] with the clock every time-based decision reads (rate limits,
+/// token expiry, the JWKS re-fetch throttle): tests drive a
+/// `ManualClock` instead of sleeping.
+pub async fn start_with_clock(
+    cfg: &Config,
+    clock: Arc<dyn portcullis_layers::clock::Clock>,
+) -> io::Result<Running> {
     crate::tls::install_crypto_provider();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (done_tx, done_rx) = mpsc::channel::<()>(1);
@@ -122,7 +132,7 @@ pub async fn start(cfg: &Config) -> io::Result<Running> {
     let redirect_addr = redirect.as_ref().map(TcpListener::local_addr).transpose()?;
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
 
-    let (service, metrics, rate_limit) = build(cfg);
+    let (service, metrics, rate_limit) = build(cfg, clock);
     let tls = cfg.server.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.rustls.clone()));
     let answer = EarlyAnswer::new(Arc::new(cfg.headers.clone()), metrics.clone());
     tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway { service, tls, answer }));

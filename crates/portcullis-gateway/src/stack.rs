@@ -20,7 +20,7 @@ use tower::util::BoxCloneService;
 use std::sync::Arc;
 
 use portcullis_layers::auth::{AuthLayer, Jwks, Verifier};
-use portcullis_layers::clock::SystemClock;
+use portcullis_layers::clock::Clock;
 use portcullis_layers::ratelimit::{MemoryStore, RateLimitLayer, Store};
 use portcullis_layers::route::RouteLayer;
 
@@ -35,7 +35,7 @@ use crate::redis_store::RedisStore;
 pub type GatewayService = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
 
 /// The rate-limit layer of a configuration (its store connects lazily).
-pub fn rate_limit_layer(cfg: &Config) -> RateLimitLayer {
+pub fn rate_limit_layer(cfg: &Config, clock: Arc<dyn Clock>) -> RateLimitLayer {
     let rl = &cfg.rate_limit;
     let store: Arc<dyn Store> = match (rl.store, &cfg.state.redis) {
         (StoreKind::Redis, Some(RedisConfig::Standalone(url))) => {
@@ -64,20 +64,21 @@ pub fn rate_limit_layer(cfg: &Config) -> RateLimitLayer {
         .headers(rl.headers)
         .legacy_headers(rl.legacy_headers)
         .on_store_error(rl.on_store_error, rl.max_keys)
+        .clock(clock)
         .build()
 }
 
 /// The authentication layer of a configuration. A JWKS cache starts
 /// fetching in the background (on the current tokio runtime) and is
 /// returned for metrics.
-pub fn auth_layer(cfg: &Config) -> (AuthLayer, Option<Arc<Jwks>>) {
+pub fn auth_layer(cfg: &Config, clock: Arc<dyn Clock>) -> (AuthLayer, Option<Arc<Jwks>>) {
     let a = &cfg.auth;
     let Some(j) = &a.jwt else {
         return (AuthLayer::new(None, a.identity_headers.clone()).forward_token(a.forward_token), None);
     };
     let jwks = j.jwks_url.as_ref().map(|url| {
         let fetch = HttpFetch::new(url.clone(), j.jwks_timeout);
-        let jwks = Arc::new(Jwks::new(Box::new(fetch), Arc::new(SystemClock), j.jwks.clone()));
+        let jwks = Arc::new(Jwks::new(Box::new(fetch), clock.clone(), j.jwks.clone()));
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(jwks.clone().run());
@@ -86,8 +87,9 @@ pub fn auth_layer(cfg: &Config) -> (AuthLayer, Option<Arc<Jwks>>) {
         }
         jwks
     });
-    let verifier =
-        Verifier::new(j.policy.clone(), j.static_keys.clone(), jwks.clone()).cache_capacity(j.cache_size);
+    let verifier = Verifier::new(j.policy.clone(), j.static_keys.clone(), jwks.clone())
+        .cache_capacity(j.cache_size)
+        .clock(clock);
     (
         AuthLayer::new(Some(Arc::new(verifier)), a.identity_headers.clone()).forward_token(a.forward_token),
         jwks,
@@ -102,10 +104,10 @@ pub fn input_layer(cfg: &Config) -> InputLayer {
 
 /// Builds the request path for a configuration; the metrics handles come back
 /// for the admin listener.
-pub fn build(cfg: &Config) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
+pub fn build(cfg: &Config, clock: Arc<dyn Clock>) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
     let metrics = Metrics::new();
-    let rate_limit = rate_limit_layer(cfg);
-    let (auth, jwks) = auth_layer(cfg);
+    let rate_limit = rate_limit_layer(cfg, clock.clone());
+    let (auth, jwks) = auth_layer(cfg, clock);
     if let Some(j) = jwks {
         metrics.watch_jwks(j);
     }

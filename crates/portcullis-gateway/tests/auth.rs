@@ -120,17 +120,13 @@ async fn call(
     (res.status().as_u16(), v, res)
 }
 
-/// Polls until the gateway accepts `token` on `path` (the background fetch
-/// or a throttled re-fetch has happened); bounded.
-async fn until_accepted(addr: SocketAddr, path: &str, token: &str) {
+/// The gateway accepts `token` on `path` at once: the first token with an
+/// unknown kid waits for the JWKS fetch in flight (or starts one), so no
+/// polling is needed.
+async fn accepted(addr: SocketAddr, path: &str, token: &str) {
     let bearer = format!("Bearer {token}");
-    for _ in 0..100 {
-        if call(addr, "GET", path, &[("authorization", &bearer)]).await.0 == 200 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("token never accepted on {path}");
+    let (status, body, _) = call(addr, "GET", path, &[("authorization", &bearer)]).await;
+    assert_eq!(status, 200, "{path}: {body}");
 }
 
 #[tokio::test]
@@ -138,16 +134,21 @@ async fn c22_jwks_rotation_outage_and_kid_flood_end_to_end() {
     let k1 = TestKey::generate(Algorithm::ES256, "k1");
     let idp = idp(&[&k1]).await;
     let up = upstream().await;
-    let gw = gateway(up.addr, &auth_toml(idp.addr)).await;
+    let clock = portcullis_layers::clock::ManualClock::starting_at(now() * 1_000_000);
+    let gw = gateway_with_clock(up.addr, &auth_toml(idp.addr), Arc::new(clock.clone())).await;
     let alice = k1.sign(&claims("alice", &["user"]));
-    until_accepted(gw.addr, "/api/things", &alice).await;
+    accepted(gw.addr, "/api/things", &alice).await;
 
-    // Rotation: the provider now publishes k2 only. The first k2 token is an
-    // unknown kid and triggers a re-fetch (at most once per second).
+    // Rotation: the provider now publishes k2 only. A k2 token is an
+    // unknown kid; it triggers a re-fetch at most once per
+    // jwks_min_interval (1s): refused until that has passed, then accepted.
     let k2 = TestKey::generate(Algorithm::EdDSA, "k2");
     *idp.doc.lock().unwrap() = jwks(&[&k2]);
     let bob = k2.sign(&claims("bob", &["user"]));
-    until_accepted(gw.addr, "/api/things", &bob).await;
+    let (s, _, _) = call(gw.addr, "GET", "/api/things", &[("authorization", &format!("Bearer {bob}"))]).await;
+    assert_eq!(s, 401, "re-fetched within jwks_min_interval of the last fetch");
+    clock.advance(Duration::from_secs(1));
+    accepted(gw.addr, "/api/things", &bob).await;
     // k1 is gone from the set: its tokens (even ones verified and cached before) are refused.
     let (s, v, res) =
         call(gw.addr, "GET", "/api/things", &[("authorization", &format!("Bearer {alice}"))]).await;
@@ -177,7 +178,7 @@ async fn c21_c28_protected_route_unreachable_by_any_spelling() {
     let up = upstream().await;
     let gw = gateway(up.addr, &auth_toml(idp.addr)).await;
     let user = format!("Bearer {}", k.sign(&claims("alice", &["user"])));
-    until_accepted(gw.addr, "/api/x", &k.sign(&claims("alice", &[]))).await;
+    accepted(gw.addr, "/api/x", &k.sign(&claims("alice", &[]))).await;
     // Each spelling resolves to /admin (and gets the admin rule: 401/403) or
     // is refused as a path (400). None reaches the upstream.
     let spellings = [
@@ -240,7 +241,7 @@ async fn c23_c26_c27_identity_reaches_the_upstream_unforgeable() {
     let mut up = upstream().await;
     let gw = gateway(up.addr, &auth_toml(idp.addr)).await;
     let alice = format!("Bearer {}", k.sign(&claims("alice", &["user"])));
-    until_accepted(gw.addr, "/api/x", &k.sign(&claims("probe", &[]))).await;
+    accepted(gw.addr, "/api/x", &k.sign(&claims("probe", &[]))).await;
     while up.seen.try_recv().is_ok() {}
 
     // Forged identity headers in every spelling, and an attempt to remove
@@ -355,7 +356,7 @@ async fn c27_express_colon_and_brace_parameters_protect_alike() {
         let gw = gateway(up.addr, &toml).await;
         let seven = format!("Bearer {}", k.sign(&claims("7", &["user"])));
         let eight = format!("Bearer {}", k.sign(&claims("8", &["user"])));
-        until_accepted(gw.addr, "/api/users/7", &k.sign(&claims("7", &["user"]))).await;
+        accepted(gw.addr, "/api/users/7", &k.sign(&claims("7", &["user"]))).await;
         assert_eq!(call(gw.addr, "GET", "/api/users/7", &[]).await.0, 401, "{spelling}");
         assert_eq!(
             call(gw.addr, "GET", "/api/users/7", &[("authorization", &seven)]).await.0,
@@ -388,7 +389,7 @@ async fn c11_rate_limit_per_verified_subject() {
     let alice = format!("Bearer {}", k.sign(&claims("alice", &["user"])));
     let alice2 = format!("Bearer {}", k.sign(&json!({"sub": "alice", "iss": "https://idp.test/", "aud": "api", "exp": now() + NOW_PLUS, "jti": "another-token"})));
     let bob = format!("Bearer {}", k.sign(&claims("bob", &["user"])));
-    until_accepted(gw.addr, "/admin/x", &k.sign(&claims("root", &["admin"]))).await;
+    accepted(gw.addr, "/admin/x", &k.sign(&claims("root", &["admin"]))).await;
     // Refused by auth (no token, bad token): not counted against anyone.
     for _ in 0..5 {
         assert_eq!(call(gw.addr, "GET", "/api/things", &[]).await.0, 401);

@@ -184,6 +184,16 @@ pub async fn page_server() -> SocketAddr {
 
 /// A gateway in front of `upstream`, with extra TOML appended.
 pub async fn gateway(upstream: SocketAddr, extra: &str) -> Running {
+    gateway_with_clock(upstream, extra, std::sync::Arc::new(portcullis_layers::clock::SystemClock)).await
+}
+
+/// [`gateway`] on a clock the test drives (rate-limit windows, token
+/// expiry, the JWKS re-fetch throttle), instead of sleeping.
+pub async fn gateway_with_clock(
+    upstream: SocketAddr,
+    extra: &str,
+    clock: std::sync::Arc<dyn portcullis_layers::clock::Clock>,
+) -> Running {
     // Tests about other controls get one public catch-all route; tests
     // about routes declare their own.
     let routes =
@@ -192,7 +202,7 @@ pub async fn gateway(upstream: SocketAddr, extra: &str) -> Running {
         "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n{extra}\n[upstream]\nurl = \"http://{upstream}\"\n{routes}"
     );
     let cfg = config_from(&text);
-    server::start(&cfg).await.unwrap()
+    server::start_with_clock(&cfg, clock).await.unwrap()
 }
 
 /// A route admitting every request without authentication.

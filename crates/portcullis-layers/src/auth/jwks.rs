@@ -182,15 +182,19 @@ impl Jwks {
     }
 
     /// Called when a token names a kid the set lacks: re-fetches unless a
-    /// fetch started less than `min_interval` ago. Returns whether the key
+    /// fetch started less than `min_interval` ago. A fetch already in
+    /// flight (the first one at startup, say) is waited for rather than
+    /// counted as "too recent": a token signed with a key that fetch
+    /// brings is accepted, not refused for a race. Returns whether the key
     /// set changed (so the caller looks again).
     pub async fn refetch_for_unknown_kid(&self) -> bool {
         let before = self.generation();
-        if !self.may_fetch() {
+        if !self.may_fetch() && self.fetch_lock.try_lock().is_ok() {
+            // Too soon, and nothing in flight: refused without waiting.
             return false;
         }
         let _guard = self.fetch_lock.lock().await;
-        // Another request may have fetched while this one waited.
+        // Another request, or the background refresh, fetched meanwhile.
         if self.generation() != before {
             return true;
         }

@@ -480,6 +480,60 @@ async fn c22_jwks_rotation_and_unknown_kid_throttle() {
     assert_eq!(provider.fetches.load(Ordering::SeqCst), 3, "one fetch for the concurrent burst");
 }
 
+/// A JWKS endpoint that answers only when the test says so.
+struct GatedIdp {
+    doc: Vec<u8>,
+    open: tokio::sync::Semaphore,
+    fetches: AtomicUsize,
+}
+
+impl Fetch for Arc<GatedIdp> {
+    fn fetch(&self) -> FetchFuture<'_> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let _permit = self.open.acquire().await.map_err(|e| e.to_string())?;
+            Ok(Fetched { body: self.doc.clone(), max_age: None })
+        })
+    }
+}
+
+/// C22: a token that arrives while a fetch is in flight (the first one at
+/// startup, typically) waits for that fetch instead of being refused as
+/// "fetched too recently", and starts no second fetch.
+#[tokio::test]
+async fn c22_unknown_kid_during_a_fetch_waits_for_it() {
+    let k = keys();
+    let clock = clock();
+    let provider = Arc::new(GatedIdp {
+        doc: jwks(&[&k.es]),
+        open: tokio::sync::Semaphore::new(0),
+        fetches: AtomicUsize::new(0),
+    });
+    let opts = JwksOptions { min_interval: Duration::from_secs(30), ..JwksOptions::default() };
+    let cache = Arc::new(Jwks::new(Box::new(provider.clone()), Arc::new(clock.clone()), opts));
+    let background = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.refresh().await }
+    });
+    // Let the background fetch start and take the lock.
+    while provider.fetches.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let v = Verifier::new(policy(), KeySet::default(), Some(cache.clone())).clock(Arc::new(clock.clone()));
+    let token = k.es.sign(&claims());
+    let verifying = tokio::spawn(async move { v.verify(&token).await.map(|id| id.subject.clone()) });
+    tokio::task::yield_now().await;
+    provider.open.add_permits(1);
+    assert_eq!(verifying.await.unwrap(), Ok("alice".to_owned()));
+    background.await.unwrap().unwrap();
+    assert_eq!(provider.fetches.load(Ordering::SeqCst), 1, "no second fetch");
+    // Once the fetch is over, the throttle holds as before.
+    let unknown = k.es.sign_with_header(&header("ES256", "nope"), &claims());
+    let v = Verifier::new(policy(), KeySet::default(), Some(cache)).clock(Arc::new(clock));
+    assert_eq!(v.verify(&unknown).await.err(), Some(TokenError::UnknownKid));
+    assert_eq!(provider.fetches.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn c22_jwks_provider_down_serves_cache_and_no_keys_is_401() {
     let k = keys();
