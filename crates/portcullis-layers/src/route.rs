@@ -211,9 +211,11 @@ pub struct MatchedRoute {
     /// The route (`None` for an unmatched request passed through), with
     /// its policies ([`Route::policy`]).
     pub route: Option<Arc<Route>>,
-    /// The index of the route in the table, for logs and tests; layers
-    /// read a route's policies from the route itself.
-    pub index: Option<usize>,
+    /// The index of the route in the table, for this module's tests only:
+    /// layers read a route's policies from the route itself, never from a
+    /// list kept parallel to the table.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) index: Option<usize>,
     params: Vec<(String, Option<String>)>,
 }
 
