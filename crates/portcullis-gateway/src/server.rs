@@ -495,7 +495,7 @@ fn redirect_response(
         .get(header::HOST)
         .filter(|h| portcullis_layers::framing::valid_host(h))
         .and_then(|h| h.to_str().ok())
-        .map(strip_port)
+        .map(portcullis_layers::framing::strip_port)
         .filter(|h| names.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case(h)));
     let mut res = match host {
         Some(host) => {
@@ -517,25 +517,4 @@ fn redirect_response(
     };
     headers.apply(res.headers_mut(), false);
     res
-}
-
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        // [v6]:port
-        return rest.split(']').next().map_or(host, |v6| &host[..v6.len() + 2]);
-    }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_port;
-
-    #[test]
-    fn ports_are_stripped() {
-        assert_eq!(strip_port("example.com:8080"), "example.com");
-        assert_eq!(strip_port("example.com"), "example.com");
-        assert_eq!(strip_port("[::1]:8080"), "[::1]");
-        assert_eq!(strip_port("[::1]"), "[::1]");
-    }
 }

@@ -141,7 +141,7 @@ pub fn build(cfg: &Config, clock: Arc<dyn Clock>) -> (GatewayService, Arc<Metric
         .layer(RequestIdLayer) // C30
         .layer(AccessLogLayer::new(metrics.clone())) // C30 C31
         .layer(SecurityHeadersLayer::new(cfg.headers.clone())) // C2 C5 C6 C7
-        .layer(FramingLayer) // C28
+        .layer(FramingLayer::new().host_names(cfg.server.names.iter().cloned())) // C28, and server.names
         .layer(CanonicalPathLayer::new(cfg.paths)) // C28
         .layer(RecordPathLayer)
         .layer(rate_limit.for_preflights()) // C11: preflights are counted too

@@ -486,6 +486,33 @@ async fn c28_malformed_host_is_refused_before_rate_limits_and_the_body() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
 }
 
+// C28 (Host header attacks): with `server.names`, the main listener serves
+// only those hosts; a request for any other (reset-link and cache
+// poisoning) is refused before the upstream sees it, like the redirect
+// listener refuses to redirect it.
+#[tokio::test]
+async fn c28_main_listener_serves_only_server_names() {
+    let mut up = upstream().await;
+    let gw = gateway(up.addr, "names = [\"api.example.com\"]\n").await;
+    for host in ["api.example.com", "API.example.com:8080"] {
+        let out =
+            raw(gw.addr, format!("GET /ok HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+                .await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{host}: {out}");
+        assert_eq!(up.seen.recv().await.unwrap().headers["host"], host);
+    }
+    for target in [
+        "GET /ok HTTP/1.1\r\nHost: evil.test",
+        "GET /ok HTTP/1.1\r\nHost: api.example.com.evil.test",
+        "GET http://evil.test/ok HTTP/1.1\r\nHost: evil.test",
+    ] {
+        let out = raw(gw.addr, format!("{target}\r\nConnection: close\r\n\r\n").as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 400"), "{target}: {out}");
+        assert!(out.contains("\"code\":\"invalid_host\""), "{target}: {out}");
+    }
+    assert!(up.seen.try_recv().is_err(), "the upstream saw a request for another host");
+}
+
 // C28: an absolute-form target whose host differs from Host is refused (a
 // back end that reads one and a policy that reads the other disagree).
 #[tokio::test]

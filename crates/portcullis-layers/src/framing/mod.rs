@@ -15,7 +15,10 @@
 //! It also refuses, with 400 `invalid_host`, an HTTP/1.1 request without a
 //! `Host` field and any request with several (RFC 9112 section 3.2): a
 //! back end that picks a virtual host by another rule than ours could
-//! serve another site's routes.
+//! serve another site's routes. With [`FramingLayer::host_names`], a
+//! request for any other host is refused the same way (Host header
+//! attacks: password-reset links and caches poisoned with a host the
+//! attacker chose).
 //!
 //! # Example
 //! ```
@@ -134,15 +137,40 @@ pub fn valid_host(h: impl AsRef<[u8]>) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']' | b'_'))
 }
 
-/// Refuses requests with ambiguous framing.
-#[derive(Clone, Copy, Debug, Default)]
+/// `host` without its port: `example.com:8080` is `example.com`,
+/// `[::1]:443` is `[::1]`.
+pub fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().map_or(host, |v6| &host[..v6.len() + 2]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// Refuses requests with ambiguous framing or an unacceptable host.
+#[derive(Clone, Debug, Default)]
 #[must_use]
-pub struct FramingLayer;
+pub struct FramingLayer {
+    names: std::sync::Arc<[String]>,
+}
+
+impl FramingLayer {
+    /// Framing and `Host` checks; any host name accepted.
+    pub fn new() -> Self {
+        FramingLayer::default()
+    }
+
+    /// Accepts only requests for these host names (without port, compared
+    /// without ASCII case); empty accepts any.
+    pub fn host_names(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.names = names.into_iter().map(|n| n.to_ascii_lowercase()).collect();
+        self
+    }
+}
 
 impl<S> Layer<S> for FramingLayer {
     type Service = FramingService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        FramingService { inner }
+        FramingService { inner, names: self.names.clone() }
     }
 }
 
@@ -150,6 +178,24 @@ impl<S> Layer<S> for FramingLayer {
 #[derive(Clone, Debug)]
 pub struct FramingService<S> {
     inner: S,
+    names: std::sync::Arc<[String]>,
+}
+
+/// Whether the request's host (Host, or the target's authority) is one
+/// of `names`; true when `names` is empty or the request names no host
+/// (HTTP/1.0 without `Host`).
+fn host_named<B>(req: &Request<B>, names: &[String]) -> bool {
+    if names.is_empty() {
+        return true;
+    }
+    let host = match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().ok(),
+        None => req.uri().authority().map(http::uri::Authority::as_str),
+    };
+    host.is_none_or(|h| {
+        let h = strip_port(h);
+        names.iter().any(|n| n.eq_ignore_ascii_case(h))
+    })
 }
 
 impl<S, B, ResBody> Service<Request<B>> for FramingService<S>
@@ -166,7 +212,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if !host_ok(&req) {
+        if !host_ok(&req) || !host_named(&req, &self.names) {
             return OrReject::Rejected { res: Some(reject(&req, RejectionKind::InvalidHost)) };
         }
         let verdict = req.extensions().get::<FramingVerdict>().map_or(Ok(()), |v| v.0);
@@ -223,6 +269,26 @@ mod tests {
         for (headers, want) in table {
             assert_eq!(check(headers), *want, "{headers:?}");
         }
+    }
+
+    /// C28: with host names set, only those hosts are served, by Host or
+    /// by the target's authority, whatever the port or case.
+    #[test]
+    fn c28_host_names() {
+        let names: Vec<String> = vec!["api.example.com".into(), "[::1]".into()];
+        let with_host = |h: &str| Request::builder().uri("/").header("host", h).body(()).unwrap();
+        for ok in ["api.example.com", "API.Example.com:8443", "[::1]:443", "[::1]"] {
+            assert!(host_named(&with_host(ok), &names), "{ok}");
+        }
+        for bad in ["evil.test", "api.example.com.evil.test", "example.com", "api.example.co", "[::2]"] {
+            assert!(!host_named(&with_host(bad), &names), "{bad}");
+        }
+        let h2 = Request::builder().uri("https://evil.test/x").body(()).unwrap();
+        assert!(!host_named(&h2, &names));
+        assert!(host_named(&with_host("anything.test"), &[]));
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
     }
 
     // C28: RFC 9112 section 3.2, a missing or repeated Host.
