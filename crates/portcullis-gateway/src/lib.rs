@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod config;
 pub mod demo;
 pub mod framing;
+pub mod identity;
 pub mod jwks;
 pub mod logging;
 pub mod metrics;
