@@ -132,7 +132,15 @@ pub async fn start_with_clock(
     let redirect_addr = redirect.as_ref().map(TcpListener::local_addr).transpose()?;
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
 
-    let (service, metrics, rate_limit) = build(cfg, clock);
+    let identity = match &cfg.identity {
+        Some(_) => Some(Arc::new(
+            crate::identity::service::IdentityService::open(cfg, clock.clone())
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let (service, metrics, rate_limit) = build(cfg, clock, identity);
     let tls = cfg.server.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.rustls.clone()));
     let answer = EarlyAnswer::new(Arc::new(cfg.headers.clone()), metrics.clone());
     tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway { service, tls, answer }));

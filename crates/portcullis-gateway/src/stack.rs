@@ -19,13 +19,14 @@ use tower::util::BoxCloneService;
 
 use std::sync::Arc;
 
-use portcullis_layers::auth::{AuthLayer, Jwks, Verifier};
+use portcullis_layers::auth::{AuthLayer, Jwks, JwtPolicy, KeySet, SUPPORTED, Verifier};
 use portcullis_layers::clock::Clock;
 use portcullis_layers::ratelimit::{MemoryStore, RateLimitLayer, Store};
-use portcullis_layers::route::RouteLayer;
+use portcullis_layers::route::{MatchedRoute, RouteLayer};
 
 use crate::access_log::{AccessLogLayer, RecordPathLayer};
 use crate::config::{Config, RedisConfig, StoreKind};
+use crate::identity::service::{Endpoint, IdentityService};
 use crate::jwks::HttpFetch;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
@@ -73,8 +74,17 @@ pub fn rate_limit_layer(cfg: &Config, clock: Arc<dyn Clock>) -> RateLimitLayer {
 /// returned for metrics.
 pub fn auth_layer(cfg: &Config, clock: Arc<dyn Clock>) -> (AuthLayer, Option<Arc<Jwks>>) {
     let a = &cfg.auth;
+    let own = cfg.identity.as_ref().map(|id| {
+        let (keys, _) = KeySet::from_jwks(&id.key.jwks(), SUPPORTED).unwrap_or_default();
+        (keys, id.issuer.clone(), id.audience.clone())
+    });
     let Some(j) = &a.jwt else {
-        return (AuthLayer::new(None, a.identity_headers.clone()).forward_token(a.forward_token), None);
+        // Only Portcullis' own tokens ([identity]), or none at all.
+        let verifier = own.map(|(keys, iss, aud)| {
+            let policy = JwtPolicy { issuers: vec![iss], audiences: vec![aud], ..JwtPolicy::default() };
+            Arc::new(Verifier::new(policy, keys, None).clock(clock.clone()))
+        });
+        return (AuthLayer::new(verifier, a.identity_headers.clone()).forward_token(a.forward_token), None);
     };
     let jwks = j.jwks_url.as_ref().map(|url| {
         let fetch = HttpFetch::new(url.clone(), j.jwks_timeout);
@@ -87,9 +97,21 @@ pub fn auth_layer(cfg: &Config, clock: Arc<dyn Clock>) -> (AuthLayer, Option<Arc
         }
         jwks
     });
-    let verifier = Verifier::new(j.policy.clone(), j.static_keys.clone(), jwks.clone())
-        .cache_capacity(j.cache_size)
-        .clock(clock);
+    // External tokens and, with [identity], Portcullis' own: its key joins
+    // the static keys, its issuer and audience the accepted ones (where
+    // [auth.jwt] checks them at all).
+    let mut policy = j.policy.clone();
+    let mut keys = j.static_keys.clone();
+    if let Some((own_keys, iss, aud)) = own {
+        keys.extend(&own_keys);
+        if !policy.issuers.is_empty() {
+            policy.issuers.push(iss);
+        }
+        if !policy.audiences.is_empty() {
+            policy.audiences.push(aud);
+        }
+    }
+    let verifier = Verifier::new(policy, keys, jwks.clone()).cache_capacity(j.cache_size).clock(clock);
     (
         AuthLayer::new(Some(Arc::new(verifier)), a.identity_headers.clone()).forward_token(a.forward_token),
         jwks,
@@ -104,7 +126,11 @@ pub fn input_layer(cfg: &Config) -> InputLayer {
 
 /// Builds the request path for a configuration; the metrics handles come back
 /// for the admin listener.
-pub fn build(cfg: &Config, clock: Arc<dyn Clock>) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
+pub fn build(
+    cfg: &Config,
+    clock: Arc<dyn Clock>,
+    identity: Option<Arc<IdentityService>>,
+) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
     let metrics = Metrics::new();
     let rate_limit = rate_limit_layer(cfg, clock.clone());
     let (auth, jwks) = auth_layer(cfg, clock);
@@ -130,11 +156,14 @@ pub fn build(cfg: &Config, clock: Arc<dyn Clock>) -> (GatewayService, Arc<Metric
                     .replace_html_4xx(cfg.errors.replace_html_4xx)
                     .log_limit(cfg.errors.log_body_bytes),
             )
-            .service(Proxy::new(
-                &cfg.upstream,
-                cfg.limits.request_timeout,
-                cfg.auth.identity_headers.names(),
-            )), // C3 C14 C23
+            .service(Endpoints {
+                identity,
+                proxy: Proxy::new(
+                    &cfg.upstream,
+                    cfg.limits.request_timeout,
+                    cfg.auth.identity_headers.names(),
+                ),
+            }), // C24 own endpoints; else C3 C14 C23 to the upstream
     );
     let stack = ServiceBuilder::new()
         .layer(ClientInfoLayer::new(TrustedProxies::new(cfg.server.trusted_proxies.iter().copied()))) // C3
@@ -147,4 +176,45 @@ pub fn build(cfg: &Config, clock: Arc<dyn Clock>) -> (GatewayService, Arc<Metric
         .layer(rate_limit.for_preflights()) // C11: preflights are counted too
         .service(policy);
     (BoxCloneService::new(stack), metrics, rate_limit)
+}
+
+/// The innermost service: Portcullis' own endpoints (the identity routes,
+/// C24) are answered here, after the whole edge policy; every other
+/// request goes to the upstream.
+#[derive(Clone)]
+pub struct Endpoints {
+    identity: Option<Arc<IdentityService>>,
+    proxy: Proxy,
+}
+
+impl std::fmt::Debug for Endpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoints").field("identity", &self.identity.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl tower::Service<Request<Body>> for Endpoints {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.proxy.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let endpoint = req
+            .extensions()
+            .get::<MatchedRoute>()
+            .and_then(|m| m.route.as_ref())
+            .and_then(|r| r.policy::<Endpoint>().copied());
+        match (endpoint, &self.identity) {
+            (Some(e), Some(id)) => {
+                let id = id.clone();
+                Box::pin(async move { Ok(id.handle(e, req).await) })
+            }
+            _ => self.proxy.call(req),
+        }
+    }
 }

@@ -59,6 +59,14 @@ pub enum RejectionKind {
     InjectionDetected,
     /// A rate limit was exceeded (C11).
     RateLimited,
+    /// A login with an unknown user, a wrong password or a disabled
+    /// account: one answer for all three (C24).
+    InvalidCredentials,
+    /// Logins for this account or from this client are locked after
+    /// repeated failures (C15); with `Retry-After`.
+    LoginLocked,
+    /// A refresh token that is unknown, expired, revoked or used before (C24).
+    InvalidGrant,
     /// The upstream did not answer in time (C14).
     UpstreamTimeout,
     /// The upstream could not be reached.
@@ -94,6 +102,9 @@ impl RejectionKind {
         RejectionKind::UnsupportedMediaType,
         RejectionKind::InjectionDetected,
         RejectionKind::RateLimited,
+        RejectionKind::InvalidCredentials,
+        RejectionKind::LoginLocked,
+        RejectionKind::InvalidGrant,
         RejectionKind::UpstreamTimeout,
         RejectionKind::UpstreamUnavailable,
         RejectionKind::UpstreamError,
@@ -131,6 +142,9 @@ impl RejectionKind {
             }
             InjectionDetected => (StatusCode::BAD_REQUEST, "injection_detected", "Bad Request"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too Many Requests"),
+            InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", "Unauthorized"),
+            LoginLocked => (StatusCode::TOO_MANY_REQUESTS, "login_locked", "Too Many Requests"),
+            InvalidGrant => (StatusCode::UNAUTHORIZED, "invalid_grant", "Unauthorized"),
             UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "Gateway Timeout"),
             UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "upstream_unavailable", "Bad Gateway"),
             UpstreamError => (StatusCode::INTERNAL_SERVER_ERROR, "upstream_error", "Internal Server Error"),

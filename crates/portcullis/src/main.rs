@@ -10,6 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+mod identity_cli;
 use portcullis_gateway::config::{self, Config};
 use portcullis_gateway::{demo, logging, server};
 
@@ -43,6 +45,12 @@ enum Command {
         #[arg(long, short, default_value = "portcullis.toml")]
         config: PathBuf,
     },
+    /// Signing keys of the built-in identity provider.
+    #[command(subcommand)]
+    Keys(identity_cli::Keys),
+    /// Users of the built-in identity provider.
+    #[command(subcommand)]
+    Users(identity_cli::Users),
     /// Zero setup: a deliberately naive API and Portcullis in front of it.
     Demo {
         /// Where Portcullis listens.
@@ -78,6 +86,14 @@ fn main() -> ExitCode {
             run(|| async move { serve(cfg).await })
         }
         Command::Demo { listen, api_listen } => run(|| async move { demo_cmd(listen, api_listen).await }),
+        Command::Keys(k) => match identity_cli::keys(k) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("portcullis: {e:#}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        },
+        Command::Users(u) => run(|| async move { identity_cli::users(u).await }),
     }
 }
 

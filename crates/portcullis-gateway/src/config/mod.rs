@@ -14,6 +14,7 @@ mod auth;
 mod cors;
 mod errors;
 mod headers;
+mod identity;
 mod input;
 mod limits;
 mod locate;
@@ -38,6 +39,7 @@ use portcullis_layers::path::PathPolicy;
 pub use auth::{AuthConfig, JwtConfig};
 pub use cors::CorsConfig;
 pub use errors::ErrorPages;
+pub use identity::{IdentityConfig, Lockout};
 pub use input::{InputConfig, InputDefaults};
 pub use limits::Limits;
 pub use problems::{Problem, Problems};
@@ -67,10 +69,11 @@ const SECTIONS: &[&str] = &[
     "auth",
     "input",
     "openapi",
+    "identity",
 ];
 /// Sections of issues not built yet: refused with a clear message, so a
 /// policy written for them is never silently not enforced.
-const PLANNED: &[&str] = &["identity", "sessions", "session", "cookies", "csrf"];
+const PLANNED: &[&str] = &["sessions", "session", "cookies", "csrf"];
 
 /// Validates a configuration text. `base` resolves relative file paths;
 /// `env` looks up `${VAR}` secrets.
@@ -108,6 +111,8 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let errors: errors::RawErrors = section("errors", &doc, &mut p);
     let cors: Option<cors::RawCors> = doc.contains_key("cors").then(|| section("cors", &doc, &mut p));
     let state: state::RawState = section("state", &doc, &mut p);
+    let identity: Option<identity::RawIdentity> =
+        doc.contains_key("identity").then(|| section("identity", &doc, &mut p));
     let rl_options: ratelimit::RawRateLimitOptions = section("rate_limit_options", &doc, &mut p);
     let rl_rules = table_array("rate_limit", &doc, &mut p);
     let routes_opts: routes::RawRoutes = section("routes", &doc, &mut p);
@@ -126,7 +131,11 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let errors = errors::validate(errors, &mut p);
     let cors = cors::validate(cors, &mut p);
     let state = state::validate(state, env, &mut p);
-    let jwt_configured = auth.jwt.is_some();
+    let identity_on = identity.is_some();
+    let identity = identity::validate(identity, &state, base, env, &mut p);
+    // Tokens come from an external IdP ([auth.jwt]), from Portcullis
+    // itself ([identity]), or both: either makes protected routes reachable.
+    let jwt_configured = auth.jwt.is_some() || identity_on;
     let rate_limit = ratelimit::validate(rl_options, rl_rules, &state, jwt_configured, &mut p);
     let auth = auth::validate_auth(auth, base, &mut p);
     let max_body = limits.as_ref().map_or(Limits::default().body, |l| l.body);
@@ -161,8 +170,16 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
         );
     }
     let mut warnings = Problems::default();
-    let routes =
-        routes::validate(routes_opts, route_list, policies, extra, jwt_configured, &mut p, &mut warnings);
+    let routes = routes::validate(
+        routes_opts,
+        route_list,
+        policies,
+        extra,
+        jwt_configured,
+        identity_on,
+        &mut p,
+        &mut warnings,
+    );
 
     if let (Some(s), Some(a)) = (&server, admin)
         && a.port() != 0
@@ -195,6 +212,7 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
             routes,
             auth,
             input,
+            identity,
             warnings,
         }),
         _ => {
@@ -236,6 +254,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[input]`, the input keys of `[[route]]`, and `[openapi]` (C16-C20).
     pub input: InputConfig,
+    /// `[identity]`: the built-in identity provider, when on.
+    pub identity: Option<IdentityConfig>,
     /// What is valid but probably not meant (`check` prints these, `serve`
     /// logs them).
     pub warnings: Problems,
@@ -280,7 +300,7 @@ impl Config {
     /// renders itself, in the order of the reference documentation.
     pub fn render(&self) -> String {
         let mut o = String::new();
-        let sections: [fn(&Config, &mut String); 12] = [
+        let sections: [fn(&Config, &mut String); 13] = [
             server::render,
             upstream::render,
             limits::render,
@@ -291,6 +311,7 @@ impl Config {
             ratelimit::render,
             routes::render,
             auth::render,
+            identity::render,
             input::render,
             errors::render,
         ];

@@ -63,15 +63,19 @@ super::units::keywords! {
     UnmatchedKeyword => Unmatched { "not_found" => Unmatched::NotFound, "insecure_pass_through" => Unmatched::InsecurePassThrough }
 }
 
-/// Validates `[routes]` and the `[[route]]` list. `auth` says whether
-/// `[auth.jwt]` is configured: a protected route without it could never be
-/// reached, which is refused as a mistake.
+/// Validates `[routes]` and the `[[route]]` list. `jwt_configured` says
+/// whether tokens can be verified (`[auth.jwt]` or `[identity]`): a
+/// protected route without either could never be reached, which is refused
+/// as a mistake. With `identity`, the identity endpoints come first in the
+/// table (public; their requests never reach the upstream).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn validate(
     opts: RawRoutes,
     routes: Vec<RawRoute>,
     policies: Vec<Option<InputPolicy>>,
     extra: Vec<(String, Route)>,
     jwt_configured: bool,
+    identity: bool,
     p: &mut Problems,
     warnings: &mut Problems,
 ) -> Option<RoutesConfig> {
@@ -82,6 +86,16 @@ pub(super) fn validate(
         strict_trailing_slash: opts.strict_trailing_slash.unwrap_or(false),
     };
     let mut built = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    if identity {
+        for (endpoint, method, path) in crate::identity::service::Endpoint::ALL {
+            let Ok(pattern) = PathPattern::parse(path) else { continue };
+            built.push(
+                Route::new(pattern, Access::Public).methods(vec![method.clone()]).with_policy(endpoint),
+            );
+            names.push(format!("the identity endpoint {method} {path}"));
+        }
+    }
     let mut policies = policies.into_iter();
     for (i, r) in routes.into_iter().enumerate() {
         let policy = policies.next().flatten();
@@ -162,15 +176,14 @@ pub(super) fn validate(
                 route = InputLayer::policy_of(route, policy);
             }
             built.push(route);
+            names.push(format!("route[{i}]"));
         }
     }
-    let declared = built.len();
     let (extra_names, extra_routes): (Vec<String>, Vec<Route>) = extra.into_iter().unzip();
     built.extend(extra_routes);
+    names.extend(extra_names);
     let table = RouteTable::new(built).match_options(matching).unmatched(unmatched);
-    let name = |i: usize| {
-        if i < declared { format!("route[{i}]") } else { extra_names[i - declared].clone() }
-    };
+    let name = |i: usize| names.get(i).cloned().unwrap_or_default();
     let describe = |r: &Route| {
         let methods = match &r.methods {
             None => "any method".to_owned(),

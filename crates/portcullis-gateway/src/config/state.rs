@@ -1,4 +1,5 @@
-//! `[state]`: where shared state lives (Redis, Redis Cluster).
+//! `[state]`: where shared state lives (Redis, Redis Cluster), and the
+//! identity database (SQLite file or PostgreSQL).
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ pub(crate) struct RawState {
     pub(crate) redis: Option<String>,
     pub(crate) redis_cluster: Option<Vec<String>>,
     pub(crate) redis_timeout: Option<Dur>,
+    pub(crate) database: Option<String>,
 }
 
 /// Where shared state lives.
@@ -32,10 +34,14 @@ pub struct StateConfig {
     pub redis: Option<RedisConfig>,
     /// Bound on every Redis call.
     pub redis_timeout: Duration,
+    /// The identity database URL (`sqlite://...` or `postgres://...`), when
+    /// `[identity]` is on; `sqlite://portcullis.db` beside the config file
+    /// by default.
+    pub database: Option<Secret>,
 }
 
-/// A Redis URL: a reference, or a literal without a password.
-fn redis_url(at: &str, s: &str, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Option<Secret> {
+/// A service URL: a reference, or a literal without a password.
+fn service_url(at: &str, s: &str, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Option<Secret> {
     let value = match secret::parse_ref(s) {
         Ok(r) => match secret::resolve(&r, env) {
             Ok(v) => v,
@@ -49,7 +55,7 @@ fn redis_url(at: &str, s: &str, env: &dyn Fn(&str) -> Option<String>, p: &mut Pr
                 .split_once("://")
                 .is_some_and(|(_, rest)| rest.split('/').next().is_some_and(|a| a.contains('@')));
             if has_password {
-                p.push(at, "this URL carries credentials: give it as \"${REDIS_URL}\" or \"file:/path\"");
+                p.push(at, "this URL carries credentials: give it as \"${ENV_VAR}\" or \"file:/path\"");
                 return None;
             }
             secret::literal(s)
@@ -82,7 +88,7 @@ pub(super) fn validate(raw: RawState, env: &dyn Fn(&str) -> Option<String>, p: &
             p.push("state.redis_cluster", "give either state.redis or state.redis_cluster, not both");
             None
         }
-        (Some(u), None) => redis_url("state.redis", &u, env, p).map(RedisConfig::Standalone),
+        (Some(u), None) => service_url("state.redis", &u, env, p).map(RedisConfig::Standalone),
         (None, Some(nodes)) => {
             if nodes.is_empty() {
                 p.push("state.redis_cluster", "list at least one seed node");
@@ -90,13 +96,24 @@ pub(super) fn validate(raw: RawState, env: &dyn Fn(&str) -> Option<String>, p: &
             let v: Vec<Option<Secret>> = nodes
                 .iter()
                 .enumerate()
-                .map(|(i, u)| redis_url(&format!("state.redis_cluster[{i}]"), u, env, p))
+                .map(|(i, u)| service_url(&format!("state.redis_cluster[{i}]"), u, env, p))
                 .collect();
             v.into_iter().collect::<Option<Vec<_>>>().filter(|v| !v.is_empty()).map(RedisConfig::Cluster)
         }
         (None, None) => None,
     };
-    StateConfig { redis, redis_timeout: timeout }
+    let database = raw.database.as_deref().and_then(|s| {
+        let url = service_url("state.database", s, env, p)?;
+        let ok = ["sqlite://", "sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|pre| url.expose().starts_with(pre));
+        if !ok {
+            p.push("state.database", "expected \"sqlite://path/to/file.db\" or a postgres:// URL");
+            return None;
+        }
+        Some(url)
+    });
+    StateConfig { redis, redis_timeout: timeout, database }
 }
 
 /// This section as `portcullis check` prints it (secrets as `***`).
@@ -119,5 +136,10 @@ pub(super) fn render(c: &super::Config, o: &mut String) {
                 super::units::show_duration(c.state.redis_timeout)
             );
         }
+    }
+    if let Some(id) = &c.identity {
+        let db = id.database.expose();
+        let shown = if db.starts_with("sqlite:") { db.to_owned() } else { "postgres ***".to_owned() };
+        let _ = writeln!(o, "  database          {shown} (users, refresh-token families)");
     }
 }

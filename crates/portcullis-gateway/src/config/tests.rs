@@ -244,6 +244,7 @@ fn docs_cover_every_key() {
         ("auth.jwt", fields::<RawJwt>()),
         ("input", fields::<RawInput>()),
         ("openapi", fields::<RawOpenApi>()),
+        ("identity", fields::<super::identity::RawIdentity>()),
     ];
     let mut total = 0;
     let mut known: Vec<String> = Vec::new();
@@ -423,7 +424,7 @@ public = true
     assert_eq!(c.rate_limit.rules.len(), 2);
     assert_eq!(c.rate_limit.rules[1].name, "rule1");
     let r = c.render();
-    assert!(r.contains("login: 5 per 900s by ip (IPv6 /56) on POST /auth/**"), "{r}");
+    assert!(r.contains("login: 5 per 15m by ip (IPv6 /56) on POST /auth/**"), "{r}");
     assert!(r.contains("redis ***"), "{r}");
     assert!(!r.contains("pw@"), "{r}");
     // Without [state], the memory store; asking for redis without it is an error.

@@ -52,6 +52,10 @@ pub(crate) fn show_duration(d: Duration) -> String {
         format!("{ms}ms")
     } else if d.as_secs() >= 86_400 && d.as_secs().is_multiple_of(86_400) {
         format!("{}d", d.as_secs() / 86_400)
+    } else if d.as_secs() >= 3600 && d.as_secs().is_multiple_of(3600) {
+        format!("{}h", d.as_secs() / 3600)
+    } else if d.as_secs() >= 60 && d.as_secs().is_multiple_of(60) {
+        format!("{}m", d.as_secs() / 60)
     } else {
         format!("{}s", d.as_secs())
     }

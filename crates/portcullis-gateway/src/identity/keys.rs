@@ -28,6 +28,14 @@ impl KeyAlg {
         }
     }
 
+    /// The JOSE name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlg::EdDsa => "EdDSA",
+            KeyAlg::Es256 => "ES256",
+        }
+    }
+
     /// The JOSE algorithm.
     pub fn jwt(self) -> Algorithm {
         match self {
