@@ -1,12 +1,25 @@
-//! C24, the built-in identity's store, against a real SQLite file and a
-//! real PostgreSQL server (each test gets a database of its own): users,
-//! refresh-token rotation, reuse detection, revocation, migrations.
+//! C24 C15, the built-in identity: its store against a real SQLite file
+//! and a real PostgreSQL server (each test gets a database of its own), and
+//! its endpoints through the real gateway (login, protected calls, refresh
+//! rotation and reuse, logout, lockout, bad input, timing).
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 
+mod common;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use bytes::Bytes;
+use common::*;
+use http::Request;
+use http_body_util::Full;
+use portcullis_gateway::identity::keys::{KeyAlg, generate};
+use portcullis_gateway::identity::password::{Cost, Hasher};
 use portcullis_gateway::identity::store::{Rotation, Store, StoreError};
+use portcullis_layers::clock::ManualClock;
+use serde_json::{Value, json};
 use sqlx::Connection;
 
 /// The PostgreSQL server the tests use (scripts/test starts one when the
@@ -171,4 +184,249 @@ async fn c24_an_unreachable_database_is_an_error_not_a_pass() {
     let e = Store::open("postgres://nobody:secret-pw@127.0.0.1:1/none").await.unwrap_err();
     assert!(matches!(e, StoreError::Unavailable(_)));
     assert!(!e.to_string().contains("secret-pw"), "{e}");
+}
+
+// ---- the endpoints, through the gateway ----
+
+const CHEAP: Cost = Cost { memory_kib: 64, iterations: 1, parallelism: 1 };
+
+struct Idp {
+    gw: portcullis_gateway::server::Running,
+    up: Upstream,
+    clock: ManualClock,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+/// A gateway with `[identity]` on a fresh SQLite file, a protected
+/// `/api/**` and an admin-only `/admin/**`, and users alice (admin) and bob.
+async fn identity_gateway(extra: &str) -> Idp {
+    identity_gateway_costing(64, extra).await
+}
+
+async fn identity_gateway_costing(memory_kib: u32, extra: &str) -> Idp {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing.pem");
+    std::fs::write(&key, generate(KeyAlg::EdDsa).unwrap()).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("ids.db").display());
+    let store = Store::open(&db).await.unwrap();
+    let hasher = Hasher::new(Cost { memory_kib, ..CHEAP }, 2).unwrap();
+    store.add_user("alice", &hasher.hash("alice-password").await.unwrap(), &["admin".into()]).await.unwrap();
+    store.add_user("bob", &hasher.hash("bob-password").await.unwrap(), &[]).await.unwrap();
+    let toml = format!(
+        "[state]\ndatabase = \"{db}\"\n[identity]\nsigning_key = \"file:{}\"\nissuer = \"https://api.test\"\nargon2_memory_kib = {memory_kib}\nargon2_iterations = 1\n{extra}\n[[route]]\npath = \"/admin/**\"\nallow = {{ roles = [\"admin\"] }}\n\n[[route]]\npath = \"/api/**\"\n",
+        key.display(),
+    );
+    let clock = ManualClock::starting_at(now_us());
+    let up = upstream().await;
+    let gw = gateway_with_clock(up.addr, &toml, Arc::new(clock.clone())).await;
+    Idp { gw, up, clock, store, _dir: dir }
+}
+
+fn now_us() -> u64 {
+    u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros())
+        .unwrap()
+}
+
+async fn post(idp: &Idp, path: &str, body: &str) -> (u16, Value, http::Response<()>) {
+    let req = Request::post(path)
+        .header("host", "gw.test")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let (res, bytes) = send(idp.gw.addr, req).await;
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (res.status().as_u16(), v, res)
+}
+
+async fn get_with(idp: &Idp, path: &str, token: &str) -> u16 {
+    let req = Request::get(path)
+        .header("host", "gw.test")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send(idp.gw.addr, req).await.0.status().as_u16()
+}
+
+async fn login(idp: &Idp, user: &str, password: &str) -> (u16, Value) {
+    let (s, v, _) =
+        post(idp, "/auth/login", &json!({"username": user, "password": password}).to_string()).await;
+    (s, v)
+}
+
+#[tokio::test]
+async fn c24_login_protected_call_refresh_reuse_logout() {
+    let mut idp = identity_gateway("").await;
+    // Login: the OAuth 2.0 token response, never cached.
+    let (s, v, res) = post(&idp, "/auth/login", r#"{"username":"alice","password":"alice-password"}"#).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 900);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.headers()["x-frame-options"], "SAMEORIGIN", "behind the edge layers");
+    let access = v["access_token"].as_str().unwrap().to_owned();
+    let refresh = v["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh.len(), 43, "256 bits, base64url");
+    // The same auth layer verifies it: roles and identity headers work.
+    assert_eq!(get_with(&idp, "/admin/panel", &access).await, 200);
+    let seen = idp.up.seen.recv().await.unwrap();
+    assert_eq!(seen.headers["x-auth-subject"], "alice");
+    assert_eq!(seen.headers["x-auth-roles"], "admin");
+    assert!(seen.path_and_query.starts_with("/admin/panel"));
+    let (_, bob) = login(&idp, "bob", "bob-password").await;
+    assert_eq!(get_with(&idp, "/admin/panel", bob["access_token"].as_str().unwrap()).await, 403);
+    assert_eq!(get_with(&idp, "/api/x", bob["access_token"].as_str().unwrap()).await, 200);
+    let _ = idp.up.seen.recv().await;
+    // The identity endpoints never reach the upstream.
+    assert!(idp.up.seen.try_recv().is_err());
+
+    // Refresh rotates: a new pair; the old refresh token is dead.
+    let (s, v2, _) = post(&idp, "/auth/refresh", &json!({"refresh_token": refresh}).to_string()).await;
+    assert_eq!(s, 200, "{v2}");
+    let refresh2 = v2["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh2, refresh);
+    assert_eq!(get_with(&idp, "/admin/x", v2["access_token"].as_str().unwrap()).await, 200);
+    let _ = idp.up.seen.recv().await;
+    // Reuse of the old one: 401 invalid_grant, and the family is gone (the
+    // thief's and the victim's newer token alike).
+    let (s, v3, res) = post(&idp, "/auth/refresh", &json!({"refresh_token": refresh}).to_string()).await;
+    assert_eq!((s, v3["code"].as_str()), (401, Some("invalid_grant")));
+    assert_eq!(res.headers()["www-authenticate"], "Bearer error=\"invalid_grant\"");
+    let (s, _, _) = post(&idp, "/auth/refresh", &json!({"refresh_token": refresh2}).to_string()).await;
+    assert_eq!(s, 401, "the reuse revoked the whole family");
+
+    // Logout revokes the family: 204, and its refresh token is dead.
+    let (_, v4) = login(&idp, "alice", "alice-password").await;
+    let r4 = v4["refresh_token"].as_str().unwrap();
+    let (s, _, _) = post(&idp, "/auth/logout", &json!({"refresh_token": r4}).to_string()).await;
+    assert_eq!(s, 204);
+    let (s, _, _) = post(&idp, "/auth/refresh", &json!({"refresh_token": r4}).to_string()).await;
+    assert_eq!(s, 401);
+    // Logout of an unknown token is 204 too (nothing to tell an attacker).
+    assert_eq!(post(&idp, "/auth/logout", r#"{"refresh_token":"nope"}"#).await.0, 204);
+
+    // The public key, for other services.
+    let req = Request::get("/.well-known/jwks.json")
+        .header("host", "gw.test")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (res, body) = send(idp.gw.addr, req).await;
+    assert_eq!(res.status(), 200);
+    let jwks: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+    assert!(jwks["keys"][0].get("d").is_none());
+    // Expiry runs on the gateway's clock: after access_ttl the token is refused.
+    idp.clock.advance(Duration::from_secs(15 * 60 + 31));
+    assert_eq!(get_with(&idp, "/api/x", &access).await, 401);
+}
+
+#[tokio::test]
+async fn c24_one_answer_for_unknown_user_wrong_password_and_disabled() {
+    let idp = identity_gateway("").await;
+    idp.store.set_disabled("bob", true).await.unwrap();
+    let mut bodies = Vec::new();
+    for (user, pw) in [("nobody", "whatever"), ("alice", "wrong"), ("bob", "bob-password")] {
+        let (s, v, res) =
+            post(&idp, "/auth/login", &json!({"username": user, "password": pw}).to_string()).await;
+        assert_eq!(s, 401, "{user}");
+        assert_eq!(v["code"], "invalid_credentials", "{user}");
+        assert_eq!(res.headers()["www-authenticate"], "Bearer error=\"invalid_grant\"");
+        let mut v = v;
+        v["request_id"] = Value::Null;
+        bodies.push(v);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+}
+
+#[tokio::test]
+async fn c24_bad_input_is_refused_before_any_hashing() {
+    let idp = identity_gateway("").await;
+    let long_name = "a".repeat(257);
+    let long_pw = "p".repeat(1025);
+    let cases: Vec<(String, &str)> = vec![
+        ("{".to_owned(), "malformed_input"),
+        (r#"{"username":"alice","username":"bob","password":"x"}"#.to_owned(), "malformed_input"),
+        (r#"{"username":"alice","password":"x","__proto__":{}}"#.to_owned(), "prototype_pollution"),
+        (r#"{"username":"alice"}"#.to_owned(), "invalid_input"),
+        (r#"{"username":"alice","password":7}"#.to_owned(), "invalid_input"),
+        (r#"{"username":["alice"],"password":"x"}"#.to_owned(), "invalid_input"),
+        (r#"{"username":"alice","password":"x","admin":true}"#.to_owned(), "invalid_input"),
+        (r#"["alice","x"]"#.to_owned(), "invalid_input"),
+        (json!({"username": long_name, "password": "x"}).to_string(), "invalid_input"),
+        (json!({"username": "alice", "password": long_pw}).to_string(), "invalid_input"),
+        (r#"{"username":"","password":"x"}"#.to_owned(), "invalid_input"),
+    ];
+    for (body, code) in cases {
+        let (s, v, _) = post(&idp, "/auth/login", &body).await;
+        assert_eq!((s, v["code"].as_str()), (400, Some(code)), "{body}");
+        assert!(!v.to_string().contains("alice"), "echoed input: {v}");
+    }
+    let (s, v, _) = post(&idp, "/auth/refresh", r#"{"refresh_token":1}"#).await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("invalid_input")));
+    // Other methods on the endpoints: 405, never the upstream.
+    let req = Request::get("/auth/login").header("host", "gw.test").body(Full::new(Bytes::new())).unwrap();
+    assert_eq!(send(idp.gw.addr, req).await.0.status(), 405);
+}
+
+#[tokio::test]
+async fn c15_lockout_per_account_name_and_per_client() {
+    let idp =
+        identity_gateway("lockout_failures = 3\nlockout_client_failures = 6\nlockout_duration = \"10m\"\n")
+            .await;
+    // Three failures lock the account name, existing or not, with one answer.
+    for user in ["alice", "ghost"] {
+        for _ in 0..3 {
+            assert_eq!(login(&idp, user, "wrong").await.0, 401);
+        }
+        let (s, v, res) =
+            post(&idp, "/auth/login", &json!({"username": user, "password": "wrong"}).to_string()).await;
+        assert_eq!((s, v["code"].as_str()), (429, Some("login_locked")), "{user}");
+        assert_eq!(res.headers()["retry-after"], "600", "{user}");
+    }
+    // The right password does not get through a lock.
+    assert_eq!(login(&idp, "alice", "alice-password").await.0, 429);
+    // The client has 6 failures now: it is locked for every account.
+    assert_eq!(login(&idp, "bob", "bob-password").await.0, 429);
+    // After the lock, a success resets the account's counter.
+    idp.clock.advance(Duration::from_secs(601));
+    assert_eq!(login(&idp, "alice", "alice-password").await.0, 200);
+    assert_eq!(login(&idp, "alice", "wrong").await.0, 401);
+    assert_eq!(
+        login(&idp, "alice", "alice-password").await.0,
+        200,
+        "one failure after a reset does not lock"
+    );
+}
+
+/// Unknown user and wrong password take the same time: the unknown user
+/// is checked against a dummy hash of the same cost. The property, stated:
+/// over 21 interleaved samples each, the median for an unknown user is within a factor
+/// of 2 of the median for a wrong password (without the dummy hash it is
+/// about 1/1000 of it at this cost).
+#[tokio::test]
+async fn c24_login_timing_unknown_user_matches_wrong_password() {
+    let idp =
+        identity_gateway_costing(8192, "lockout_failures = 1000\nlockout_client_failures = 1000\n").await;
+    // Interleaved, so that load on the machine falls on both alike.
+    let mut samples = [Vec::new(), Vec::new()];
+    for _ in 0..21 {
+        for (i, user) in ["alice", "nobody"].into_iter().enumerate() {
+            let start = std::time::Instant::now();
+            assert_eq!(login(&idp, user, "wrong-password").await.0, 401);
+            samples[i].push(start.elapsed());
+        }
+    }
+    let med: Vec<Duration> = samples
+        .iter_mut()
+        .map(|t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect();
+    let (known, unknown) = (med[0].as_secs_f64(), med[1].as_secs_f64());
+    println!("median login time: wrong password {known:.4}s, unknown user {unknown:.4}s");
+    assert!(
+        unknown > known / 2.0 && unknown < known * 2.0,
+        "wrong password {known}s, unknown user {unknown}s"
+    );
 }

@@ -65,6 +65,12 @@ fn service_url(at: &str, s: &str, env: &dyn Fn(&str) -> Option<String>, p: &mut 
             return None;
         }
     };
+    Some(value)
+}
+
+/// A Redis URL (reference or credential-free literal).
+fn redis_url(at: &str, s: &str, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Option<Secret> {
+    let value = service_url(at, s, env, p)?;
     if redis::Client::open(value.expose()).is_err()
         || !(value.expose().starts_with("redis://") || value.expose().starts_with("rediss://"))
     {
@@ -88,7 +94,7 @@ pub(super) fn validate(raw: RawState, env: &dyn Fn(&str) -> Option<String>, p: &
             p.push("state.redis_cluster", "give either state.redis or state.redis_cluster, not both");
             None
         }
-        (Some(u), None) => service_url("state.redis", &u, env, p).map(RedisConfig::Standalone),
+        (Some(u), None) => redis_url("state.redis", &u, env, p).map(RedisConfig::Standalone),
         (None, Some(nodes)) => {
             if nodes.is_empty() {
                 p.push("state.redis_cluster", "list at least one seed node");
@@ -96,7 +102,7 @@ pub(super) fn validate(raw: RawState, env: &dyn Fn(&str) -> Option<String>, p: &
             let v: Vec<Option<Secret>> = nodes
                 .iter()
                 .enumerate()
-                .map(|(i, u)| service_url(&format!("state.redis_cluster[{i}]"), u, env, p))
+                .map(|(i, u)| redis_url(&format!("state.redis_cluster[{i}]"), u, env, p))
                 .collect();
             v.into_iter().collect::<Option<Vec<_>>>().filter(|v| !v.is_empty()).map(RedisConfig::Cluster)
         }
