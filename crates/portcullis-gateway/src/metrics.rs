@@ -20,6 +20,7 @@ pub struct Metrics {
     /// Injection findings in report mode: SQL, XSS (C20).
     injection_reports: [AtomicU64; 2],
     jwks: std::sync::OnceLock<Arc<Jwks>>,
+    identity: std::sync::OnceLock<Arc<crate::identity::service::IdentityService>>,
 }
 
 impl Metrics {
@@ -30,12 +31,18 @@ impl Metrics {
             rejected: RejectionKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             injection_reports: [AtomicU64::new(0), AtomicU64::new(0)],
             jwks: std::sync::OnceLock::new(),
+            identity: std::sync::OnceLock::new(),
         })
     }
 
     /// Reports this JWKS cache's counters too.
     pub fn watch_jwks(&self, jwks: Arc<Jwks>) {
         let _ = self.jwks.set(jwks);
+    }
+
+    /// Reports the identity provider's counters too (C24 C15 C31).
+    pub fn watch_identity(&self, identity: Arc<crate::identity::service::IdentityService>) {
+        let _ = self.identity.set(identity);
     }
 
     /// Counts one request and, if Portcullis answered it itself, its reason.
@@ -112,6 +119,33 @@ impl Metrics {
             let _ = writeln!(o, "# HELP portcullis_jwks_keys Keys in the cached JWK set.");
             let _ = writeln!(o, "# TYPE portcullis_jwks_keys gauge");
             let _ = writeln!(o, "portcullis_jwks_keys {}", s.keys);
+        }
+        if let Some(id) = self.identity.get() {
+            let s = &id.stats;
+            let rows: [(&str, &str, &std::sync::atomic::AtomicU64); 5] = [
+                ("portcullis_identity_logins_total", "Successful logins (C24).", &s.logins),
+                (
+                    "portcullis_identity_login_failures_total",
+                    "Failed logins: unknown user, wrong password or disabled account (C15).",
+                    &s.login_failures,
+                ),
+                ("portcullis_identity_lockouts_total", "Logins refused by a lockout (C15).", &s.lockouts),
+                (
+                    "portcullis_identity_refresh_reuse_total",
+                    "Refresh tokens presented again; each revoked its family (C24).",
+                    &s.refresh_reuse,
+                ),
+                (
+                    "portcullis_identity_store_errors_total",
+                    "Identity database failures, answered 503.",
+                    &s.store_errors,
+                ),
+            ];
+            for (name, help, n) in rows {
+                let _ = writeln!(o, "# HELP {name} {help}");
+                let _ = writeln!(o, "# TYPE {name} counter");
+                let _ = writeln!(o, "{name} {}", n.load(Ordering::Relaxed));
+            }
         }
         o
     }

@@ -137,6 +137,9 @@ pub fn build(
     if let Some(j) = jwks {
         metrics.watch_jwks(j);
     }
+    if let Some(id) = &identity {
+        metrics.watch_identity(id.clone());
+    }
     // The policy below the canonical path, boxed once: the outer layers
     // then name a small type (two rate-limit services in one nested type
     // made type checking take minutes).

@@ -96,7 +96,7 @@ async fn store_behaviour(store: &Store) {
         Rotation::Reused { user: "alice".into(), family: "fam1".into() }
     );
     assert!(store.family_revoked("fam1").await.unwrap());
-    assert!(matches!(store.rotate("t3", "t4", now, now + 100).await.unwrap(), Rotation::Reused { .. }));
+    assert_eq!(store.rotate("t3", "t4", now, now + 100).await.unwrap(), Rotation::Revoked);
     assert_eq!(
         store.rotate("tx", "ty", now, now + 100).await.unwrap(),
         Rotation::Invalid,
@@ -128,7 +128,7 @@ async fn store_behaviour(store: &Store) {
     store.start_family("bob", "fam4", "l1", now + 100).await.unwrap();
     assert!(store.revoke_family_of("l1").await.unwrap());
     assert!(!store.revoke_family_of("never-issued").await.unwrap());
-    assert!(matches!(store.rotate("l1", "l2", now, now + 100).await.unwrap(), Rotation::Reused { .. }));
+    assert_eq!(store.rotate("l1", "l2", now, now + 100).await.unwrap(), Rotation::Revoked);
     for (i, change) in ["roles", "password", "disable"].into_iter().enumerate() {
         let fam = format!("famc{i}");
         let tok = format!("r{i}");
@@ -315,6 +315,17 @@ async fn c24_login_protected_call_refresh_reuse_logout() {
     let jwks: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
     assert!(jwks["keys"][0].get("d").is_none());
+    // Counted for monitoring (C31): one reuse, three logins, no failure.
+    let req = Request::get("/metrics").header("host", "admin").body(Full::new(Bytes::new())).unwrap();
+    let (_, body) = send(idp.gw.admin_addr.unwrap(), req).await;
+    let metrics = String::from_utf8(body.to_vec()).unwrap();
+    for line in [
+        "portcullis_identity_refresh_reuse_total 1",
+        "portcullis_identity_logins_total 3",
+        "portcullis_identity_login_failures_total 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
     // Expiry runs on the gateway's clock: after access_ttl the token is refused.
     idp.clock.advance(Duration::from_secs(15 * 60 + 31));
     assert_eq!(get_with(&idp, "/api/x", &access).await, 401);

@@ -309,7 +309,7 @@ impl IdentityService {
                 );
                 Err((RejectionKind::InvalidGrant, None, None))
             }
-            Rotation::Invalid => Err((RejectionKind::InvalidGrant, None, None)),
+            Rotation::Revoked | Rotation::Invalid => Err((RejectionKind::InvalidGrant, None, None)),
         }
     }
 

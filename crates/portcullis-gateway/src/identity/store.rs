@@ -76,6 +76,9 @@ pub enum Rotation {
         /// The family.
         family: String,
     },
+    /// Its family was revoked (logout, reuse, a role or password change,
+    /// a disabled user) or its user disabled: refused, nothing more to do.
+    Revoked,
     /// Unknown or expired.
     Invalid,
 }
@@ -329,7 +332,7 @@ impl Store {
         .rows_affected()
             == 1;
         let row = sqlx::query(
-            "SELECT t.family, f.user_name, t.expires_at FROM refresh_tokens t JOIN refresh_families f ON f.family = t.family WHERE t.token_hash = $1",
+            "SELECT t.family, f.user_name, t.expires_at, t.used FROM refresh_tokens t JOIN refresh_families f ON f.family = t.family WHERE t.token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&mut *tx)
@@ -341,6 +344,7 @@ impl Store {
         let family: String = row.try_get(0).map_err(unavailable)?;
         let user: String = row.try_get(1).map_err(unavailable)?;
         let expires_at: i64 = row.try_get(2).map_err(unavailable)?;
+        let used: i64 = row.try_get(3).map_err(unavailable)?;
         if won {
             sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, family, expires_at, used) VALUES ($1, $2, $3, 0)",
@@ -357,7 +361,12 @@ impl Store {
         if expires_at <= now {
             return Ok(Rotation::Invalid);
         }
-        // Used before, or its family revoked, or its user disabled: reuse.
+        if used == 0 {
+            // Unused, yet not rotated: its family is revoked or its user disabled.
+            return Ok(Rotation::Revoked);
+        }
+        // Used before: a replay of a stolen token, or the victim after the
+        // thief. Either way the family is revoked.
         sqlx::query("UPDATE refresh_families SET revoked = 1 WHERE family = $1")
             .bind(&family)
             .execute(&mut *tx)
