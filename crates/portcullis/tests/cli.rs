@@ -340,3 +340,90 @@ async fn demo_runs_with_nothing_but_the_binary() {
     assert!(!guarded.contains("TypeError") && !guarded.to_ascii_lowercase().contains("x-powered-by"));
     child.kill().await.unwrap();
 }
+
+fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+// C24 C30 (issue 14): the identity worked example with the real binary:
+// `keys generate`, `users add` (password on stdin, never argv), `users
+// list`, `serve`, login, a protected call, refresh, reuse; the captured log
+// holds no password, token or hash.
+#[tokio::test(flavor = "multi_thread")]
+async fn c24_identity_with_the_real_binary_logs_no_secret() {
+    let api = portcullis_gateway::demo::start_naive_api("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing.pem");
+    let out = run(&["keys", "generate", "--out", key.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let again = run(&["keys", "generate", "--out", key.to_str().unwrap()], &[]);
+    assert!(!again.status.success(), "an existing key was overwritten");
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{api}\"\n[identity]\nsigning_key = \"file:signing.pem\"\nissuer = \"https://api.test\"\nargon2_memory_kib = 1024\nargon2_iterations = 1\n[[route]]\npath = \"/api/**\"\n"
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    const PASSWORD: &str = "tr0ub4dor&3-horse";
+    let out = run_with_stdin(
+        &["users", "add", "alice", "--roles", "admin,user", "--config", cfg],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dup = run_with_stdin(&["users", "add", "alice", "--config", cfg], "x\n");
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("exists"));
+    let list = run(&["users", "list", "--config", cfg], &[]);
+    assert_eq!(String::from_utf8_lossy(&list.stdout), "alice\tadmin,user\tactive\n");
+    assert!(dir.path().join("portcullis.db").exists(), "the SQLite file beside the config");
+
+    let (mut child, addr, mut captured, mut lines) = common::serve(&config, &[("RUST_LOG", "debug")]).await;
+    let login = format!("{{\"username\":\"alice\",\"password\":\"{PASSWORD}\"}}");
+    let res = http(addr, format!("POST /auth/login HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{login}", login.len())).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    let body: serde_json::Value = serde_json::from_str(res.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let res = http(addr, format!("GET /api/headers HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {access}\r\nConnection: close\r\n\r\n")).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    assert!(res.contains("\"x-auth-subject\":\"alice\""), "{res}");
+    for expect in ["200", "401"] {
+        let b = format!("{{\"refresh_token\":\"{refresh}\"}}");
+        let res = http(addr, format!("POST /auth/refresh HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len())).await;
+        assert!(res.starts_with(&format!("HTTP/1.1 {expect}")), "{res}");
+    }
+    let wrong = "{\"username\":\"alice\",\"password\":\"wrong-Secret-9\"}";
+    let res = http(addr, format!("POST /auth/login HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{wrong}", wrong.len())).await;
+    assert!(res.starts_with("HTTP/1.1 401"), "{res}");
+
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    while let Some(line) = lines.next_line().await.unwrap() {
+        captured.push(line);
+    }
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
+    child.wait().await.unwrap();
+    let all = format!("{}\n{stderr}", captured.join("\n"));
+    assert!(all.contains("\"event\":\"refresh_reuse\""), "{all}");
+    assert!(all.contains("\"event\":\"login_failed\""), "{all}");
+    for secret in [PASSWORD, "wrong-Secret-9", access.as_str(), refresh.as_str(), "$argon2id$"] {
+        assert!(!all.contains(secret), "the log leaked {secret}:\n{all}");
+    }
+}
