@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 
 mod common;
+#[path = "common/express.rs"]
+mod express_app;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -440,4 +442,65 @@ async fn c24_login_timing_unknown_user_matches_wrong_password() {
         unknown > known / 2.0 && unknown < known * 2.0,
         "wrong password {known}s, unknown user {unknown}s"
     );
+}
+
+/// docs/identity.md's configuration, run against the real Express app.
+#[tokio::test]
+async fn worked_example_protects_the_express_admin_route() {
+    let express = express_app::express().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("signing.pem"), generate(KeyAlg::EdDsa).unwrap()).unwrap();
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/identity.md"),
+    )
+    .unwrap();
+    let example = doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    let text = format!(
+        "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n{}",
+        example.replace("http://127.0.0.1:3000", &format!("http://{}", express.addr))
+    );
+    let cfg = portcullis_gateway::config::from_str(&text, dir.path(), &|_| None).unwrap();
+    let id = cfg.identity.as_ref().unwrap();
+    assert_eq!((id.access_ttl, id.refresh_ttl.as_secs()), (Duration::from_secs(900), 30 * 86_400));
+    // `portcullis users add`, as the CLI does it: the store beside the config.
+    let store = Store::open(id.database.expose()).await.unwrap();
+    let hasher = Hasher::new(id.cost, 2).unwrap();
+    store.add_user("alice", &hasher.hash("alice-pw").await.unwrap(), &["admin".into()]).await.unwrap();
+    store.add_user("bob", &hasher.hash("bob-pw").await.unwrap(), &[]).await.unwrap();
+    assert!(dir.path().join("portcullis.db").exists());
+    let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
+    let idp = Idp { gw, up: upstream().await, clock: ManualClock::starting_at(0), store, _dir: dir };
+
+    let get = |path: &'static str, token: Option<String>| {
+        let addr = idp.gw.addr;
+        async move {
+            let mut b = Request::get(path).header("host", "gw.test");
+            if let Some(t) = token {
+                b = b.header("authorization", format!("Bearer {t}"));
+            }
+            let (res, body) = send(addr, b.body(Full::new(Bytes::new())).unwrap()).await;
+            (res.status().as_u16(), serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null))
+        }
+    };
+    assert_eq!(get("/admin", None).await.0, 401);
+    let (_, alice) = login(&idp, "alice", "alice-pw").await;
+    let (_, bob) = login(&idp, "bob", "bob-pw").await;
+    let (s, v) = get("/admin", alice["access_token"].as_str().map(str::to_owned)).await;
+    assert_eq!((s, v["secret"].as_str()), (200, Some("admin-only data")));
+    assert_eq!(get("/admin", bob["access_token"].as_str().map(str::to_owned)).await.0, 403);
+    assert_eq!(get("/api/hello", None).await.0, 200);
+    // Refresh, then reuse: the family dies.
+    let r = alice["refresh_token"].as_str().unwrap();
+    let (s, next, _) = post(&idp, "/auth/refresh", &json!({"refresh_token": r}).to_string()).await;
+    assert_eq!(s, 200);
+    assert_eq!(post(&idp, "/auth/refresh", &json!({"refresh_token": r}).to_string()).await.0, 401);
+    let r2 = next["refresh_token"].as_str().unwrap();
+    assert_eq!(post(&idp, "/auth/refresh", &json!({"refresh_token": r2}).to_string()).await.0, 401);
+    // Five failures lock the name, with Retry-After: 900.
+    for _ in 0..5 {
+        assert_eq!(login(&idp, "alice", "guess").await.0, 401);
+    }
+    let (s, v, res) = post(&idp, "/auth/login", r#"{"username":"alice","password":"alice-pw"}"#).await;
+    assert_eq!((s, v["code"].as_str()), (429, Some("login_locked")));
+    assert_eq!(res.headers()["retry-after"], "900");
 }

@@ -286,6 +286,24 @@ mod tests {
         }
     }
 
+    /// What is not a secret stays: text that only looks like the start of
+    /// one (no over-redaction hiding the log's meaning).
+    #[test]
+    fn c30_near_misses_are_left_alone() {
+        let keep = [
+            "eyJhbGciOiJIUzI1NiJ9eyJzdWIiOiJ4In0",
+            "eyJa.b",
+            "see http://@host/x",
+            "Bearer ",
+            "auth: Bearer",
+            "password=&user=bob",
+            "token=;",
+        ];
+        for text in keep {
+            assert_eq!(redact_text(text), text, "{text:?}");
+        }
+    }
+
     #[test]
     fn c30_path_redaction() {
         assert_eq!(redact_path(&format!("/reset/{JWT}")), "/reset/[REDACTED]");
@@ -293,6 +311,10 @@ mod tests {
         let uuid = "/users/123e4567-e89b-12d3-a456-426614174000";
         assert_eq!(redact_path(uuid), uuid);
         assert_eq!(redact_path("/api/users/7"), "/api/users/7");
+        // Only an exact UUID is spared: a UUID with more token after it is
+        // a secret like any other long opaque segment.
+        assert_eq!(redact_path("/x/123e4567-e89b-12d3-a456-426614174000abcdef0123"), "/x/[REDACTED]");
+        assert_eq!(redact_path("/x/123e4567e89b12d3a456426614174000ab"), "/x/[REDACTED]");
     }
 
     proptest::proptest! {
