@@ -315,6 +315,13 @@ mod tests {
         // a secret like any other long opaque segment.
         assert_eq!(redact_path("/x/123e4567-e89b-12d3-a456-426614174000abcdef0123"), "/x/[REDACTED]");
         assert_eq!(redact_path("/x/123e4567e89b12d3a456426614174000ab"), "/x/[REDACTED]");
+        // Long opaque segments may carry '.' and '~' (base64url tokens,
+        // signed URLs); other characters make a segment a name, not a token.
+        assert_eq!(redact_path("/k/abc.def.ghi.jkl.mno.pqr.stu.vwx.yz0"), "/k/[REDACTED]");
+        assert_eq!(redact_path("/k/abc~def~ghi~jkl~mno~pqr~stu~vwx~yz0"), "/k/[REDACTED]");
+        for name in ["/u/very.long.name@example.com.example.org.test", "/f/annual:report:2026:final:version:two:b", "/f/a%20very%20long%20file%20name%20here.pdf"] {
+            assert_eq!(redact_path(name), name);
+        }
     }
 
     proptest::proptest! {
