@@ -8,6 +8,8 @@
 mod common;
 #[path = "common/express.rs"]
 mod express_app;
+#[path = "common/redis.rs"]
+mod redis_server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -503,4 +505,69 @@ async fn worked_example_protects_the_express_admin_route() {
     let (s, v, res) = post(&idp, "/auth/login", r#"{"username":"alice","password":"alice-pw"}"#).await;
     assert_eq!((s, v["code"].as_str()), (429, Some("login_locked")));
     assert_eq!(res.headers()["retry-after"], "900");
+}
+
+/// Two gateways sharing PostgreSQL (users, token families) and Redis
+/// (lockout counters), as N instances behind a load balancer: a refresh
+/// token from one rotates on the other, reuse seen by the second revokes
+/// the family for both, a lock set through one holds on the other, and a
+/// lockout store that can't be reached is a 503, never a pass.
+#[tokio::test]
+async fn c24_c15_two_instances_share_users_families_and_locks() {
+    let (db, db_name) = fresh_pg().await;
+    let mut redis = redis_server::RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing.pem");
+    std::fs::write(&key, generate(KeyAlg::Es256).unwrap()).unwrap();
+    let store = Store::open(&db).await.unwrap();
+    let hasher = Hasher::new(CHEAP, 2).unwrap();
+    store.add_user("alice", &hasher.hash("alice-password").await.unwrap(), &[]).await.unwrap();
+    let toml = format!(
+        "[state]\ndatabase = \"${{PG_URL}}\"\nredis = \"redis://{}\"\n[identity]\nsigning_key = \"file:{}\"\nargon2_memory_kib = 64\nargon2_iterations = 1\nlockout_failures = 3\n[[route]]\npath = \"/api/**\"\n",
+        redis.addr,
+        key.display()
+    );
+    let up = upstream().await;
+    let text = format!(
+        "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{}\"\n{toml}",
+        up.addr
+    );
+    let cfg =
+        portcullis_gateway::config::from_str(&text, dir.path(), &|n| (n == "PG_URL").then(|| db.clone()))
+            .unwrap();
+    let one = portcullis_gateway::server::start(&cfg).await.unwrap();
+    let two = portcullis_gateway::server::start(&cfg).await.unwrap();
+    let post_to = |addr: std::net::SocketAddr, path: &'static str, body: String| async move {
+        let req = Request::post(path)
+            .header("host", "gw.test")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let (res, bytes) = send(addr, req).await;
+        (res.status().as_u16(), serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+    };
+    let login = r#"{"username":"alice","password":"alice-password"}"#.to_owned();
+    let (s, v) = post_to(one.addr, "/auth/login", login.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    let r1 = v["refresh_token"].as_str().unwrap().to_owned();
+    // Issued by one, rotated on the other.
+    let (s, v) = post_to(two.addr, "/auth/refresh", json!({"refresh_token": r1}).to_string()).await;
+    assert_eq!(s, 200, "{v}");
+    let r2 = v["refresh_token"].as_str().unwrap().to_owned();
+    // Reuse on the second revokes the family for the first too.
+    assert_eq!(post_to(two.addr, "/auth/refresh", json!({"refresh_token": r1}).to_string()).await.0, 401);
+    assert_eq!(post_to(one.addr, "/auth/refresh", json!({"refresh_token": r2}).to_string()).await.0, 401);
+    // Failures counted on one lock the name on the other.
+    let wrong = r#"{"username":"alice","password":"nope"}"#.to_owned();
+    for _ in 0..3 {
+        assert_eq!(post_to(one.addr, "/auth/login", wrong.clone()).await.0, 401);
+    }
+    let (s, v) = post_to(two.addr, "/auth/login", login.clone()).await;
+    assert_eq!((s, v["code"].as_str()), (429, Some("login_locked")));
+    // The lockout store down: 503, never a pass.
+    redis.stop().await;
+    let (s, v) = post_to(two.addr, "/auth/login", login).await;
+    assert_eq!((s, v["code"].as_str()), (503, Some("unavailable")));
+    drop((one, two, store));
+    drop_pg(&db_name).await;
 }

@@ -319,7 +319,11 @@ mod tests {
         // signed URLs); other characters make a segment a name, not a token.
         assert_eq!(redact_path("/k/abc.def.ghi.jkl.mno.pqr.stu.vwx.yz0"), "/k/[REDACTED]");
         assert_eq!(redact_path("/k/abc~def~ghi~jkl~mno~pqr~stu~vwx~yz0"), "/k/[REDACTED]");
-        for name in ["/u/very.long.name@example.com.example.org.test", "/f/annual:report:2026:final:version:two:b", "/f/a%20very%20long%20file%20name%20here.pdf"] {
+        for name in [
+            "/u/very.long.name@example.com.example.org.test",
+            "/f/annual:report:2026:final:version:two:b",
+            "/f/a%20very%20long%20file%20name%20here.pdf",
+        ] {
             assert_eq!(redact_path(name), name);
         }
     }

@@ -77,11 +77,121 @@ pub struct IdentityStats {
     pub store_errors: AtomicU64,
 }
 
-/// Failed-login counters per account name and per client (C15), in memory.
+/// Failed-login counters per account name and per client (C15): in
+/// memory, or in Redis (`[state] redis`) so every instance sees them.
+enum Locks {
+    Memory(MemoryLocks),
+    Redis(RedisLocks),
+}
+
 #[derive(Debug)]
-struct Locks {
+struct MemoryLocks {
     cfg: Lockout,
     entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// The lockout counters in Redis. Per key, one script: count the failure
+/// (the counter expires with the window) and, at the threshold, set the
+/// lock (expiring with the lock). Keys carry a hash of the account name or
+/// address, in a hash tag so a counter and its lock share a cluster slot.
+struct RedisLocks {
+    cfg: Lockout,
+    conn: redis::aio::ConnectionManager,
+    fail: redis::Script,
+    timeout: Duration,
+}
+
+const FAIL_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if n >= tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  redis.call('DEL', KEYS[1])
+end
+return n
+";
+
+/// The lockout store could not be reached: the login is answered 503.
+struct LockStoreDown;
+
+impl RedisLocks {
+    fn keys(k: &str) -> (String, String) {
+        let h = sha256_hex(k);
+        (format!("portcullis:login:{{{h}}}:failures"), format!("portcullis:login:{{{h}}}:lock"))
+    }
+
+    async fn bounded<T>(
+        &self,
+        f: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, LockStoreDown> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            _ => Err(LockStoreDown),
+        }
+    }
+
+    async fn locked(&self, keys: &[String]) -> Result<Option<Duration>, LockStoreDown> {
+        let mut longest: Option<Duration> = None;
+        for k in keys {
+            let (_, lock) = Self::keys(k);
+            let mut con = self.conn.clone();
+            let ms: i64 = self.bounded(redis::cmd("PTTL").arg(&lock).query_async(&mut con)).await?;
+            if ms > 0 {
+                let d = Duration::from_millis(ms.unsigned_abs());
+                longest = Some(longest.map_or(d, |l| l.max(d)));
+            }
+        }
+        Ok(longest)
+    }
+
+    async fn fail(&self, keys: &[String]) -> Result<(), LockStoreDown> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        for k in keys {
+            let threshold = if k.starts_with("ip:") { self.cfg.client_failures } else { self.cfg.failures };
+            let (count, lock) = Self::keys(k);
+            let mut con = self.conn.clone();
+            let mut inv = self.fail.prepare_invoke();
+            inv.key(&count).key(&lock).arg(threshold).arg(ms(self.cfg.window)).arg(ms(self.cfg.duration));
+            let _: i64 = self.bounded(inv.invoke_async(&mut con)).await?;
+        }
+        Ok(())
+    }
+
+    async fn succeed(&self, key: &str) -> Result<(), LockStoreDown> {
+        let (count, _) = Self::keys(key);
+        let mut con = self.conn.clone();
+        let _: i64 = self.bounded(redis::cmd("DEL").arg(&count).query_async(&mut con)).await?;
+        Ok(())
+    }
+}
+
+impl Locks {
+    async fn locked(&self, keys: &[String], now: u64) -> Result<Option<Duration>, LockStoreDown> {
+        match self {
+            Locks::Memory(m) => Ok(m.locked(keys, now)),
+            Locks::Redis(r) => r.locked(keys).await,
+        }
+    }
+
+    async fn fail(&self, keys: &[String], now: u64) -> Result<(), LockStoreDown> {
+        match self {
+            Locks::Memory(m) => {
+                m.fail(keys, now);
+                Ok(())
+            }
+            Locks::Redis(r) => r.fail(keys).await,
+        }
+    }
+
+    async fn succeed(&self, key: &str) -> Result<(), LockStoreDown> {
+        match self {
+            Locks::Memory(m) => {
+                m.succeed(key);
+                Ok(())
+            }
+            Locks::Redis(r) => r.succeed(key).await,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +207,7 @@ struct Entry {
 /// dropped first, then the oldest windows.
 const MAX_LOCK_KEYS: usize = 100_000;
 
-impl Locks {
+impl MemoryLocks {
     fn locked(&self, keys: &[String], now: u64) -> Option<Duration> {
         let map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         keys.iter()
@@ -173,13 +283,35 @@ impl IdentityService {
             Some(j) => (j.policy.subject_claim.clone(), j.policy.roles_claim.clone()),
             None => ("sub".to_owned(), "roles".to_owned()),
         };
+        let locks = match &config.state.redis {
+            Some(crate::config::RedisConfig::Standalone(url)) => {
+                let client = redis::Client::open(url.expose())
+                    .map_err(|_| StoreError::Unavailable("not a valid redis:// URL".to_owned()))?;
+                let timeout = config.state.redis_timeout;
+                let rc = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_secs(1));
+                let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, rc)
+                    .map_err(|e| StoreError::Unavailable(format!("redis: {:?}", e.kind())))?;
+                Locks::Redis(RedisLocks {
+                    cfg: cfg.lockout,
+                    conn,
+                    fail: redis::Script::new(FAIL_SCRIPT),
+                    timeout,
+                })
+            }
+            // Cluster: per instance for now (the counters are not shared yet).
+            _ => Locks::Memory(MemoryLocks { cfg: cfg.lockout, entries: Mutex::new(HashMap::new()) }),
+        };
         Ok(IdentityService {
             cfg: cfg.clone(),
             subject_claim,
             roles_claim,
             store,
             hasher,
-            locks: Locks { cfg: cfg.lockout, entries: Mutex::new(HashMap::new()) },
+            locks,
             clock,
             stats: IdentityStats::default(),
         })
@@ -250,7 +382,12 @@ impl IdentityService {
             keys.push(format!("ip:{ip}"));
         }
         let now = self.clock.now_us();
-        if let Some(wait) = self.locks.locked(&keys, now) {
+        let down = |_: LockStoreDown| {
+            self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(target: "portcullis::identity", "lockout store (Redis) unavailable; answering 503");
+            (RejectionKind::Unavailable, None, None)
+        };
+        if let Some(wait) = self.locks.locked(&keys, now).await.map_err(down)? {
             self.stats.lockouts.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(target: "portcullis::identity", event = "login_locked", "login refused: locked after repeated failures");
             return Err((RejectionKind::LoginLocked, None, Some(wait)));
@@ -265,13 +402,13 @@ impl IdentityService {
         let user = match user {
             Some(u) if ok && !u.disabled => u,
             _ => {
-                self.locks.fail(&keys, now);
+                self.locks.fail(&keys, now).await.map_err(down)?;
                 self.stats.login_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(target: "portcullis::identity", event = "login_failed", "login failed");
                 return Err((RejectionKind::InvalidCredentials, None, None));
             }
         };
-        self.locks.succeed(&account_key);
+        self.locks.succeed(&account_key).await.map_err(down)?;
         let family = random_hex(16);
         let (refresh, refresh_hash) = new_refresh_token();
         let expires = self.refresh_expiry();
