@@ -1,7 +1,7 @@
 //! The configuration model, in three stages (ripgrep's lowargs -> hiargs):
 //! 1. raw: each section's serde struct mirrors its table of the file, with
-//!    typed sizes, durations and keywords ([`units`]); read key by key so
-//!    every bad key is one located problem ([`problems::section`]);
+//!    typed sizes, durations and keywords (`units.rs`); read key by key so
+//!    every bad key is one located problem (`problems::section`);
 //! 2. [`Config`]: validated, typed, secrets resolved, TLS loaded; every
 //!    problem collected with its place in the file ([`Problems`]);
 //! 3. [`crate::stack`]: built into the layers of `portcullis-layers`.
