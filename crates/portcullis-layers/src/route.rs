@@ -55,7 +55,8 @@
 //! ]);
 //! assert!(table.find(&Method::DELETE, "/api/users/bob").is_none());
 //! assert_eq!(table.allowed("/api/users/bob"), vec![Method::GET, Method::PUT, Method::HEAD]);
-//! assert_eq!(table.find(&Method::DELETE, "/api/orders/1").unwrap().index, Some(1));
+//! let m = table.find(&Method::DELETE, "/api/orders/1").unwrap();
+//! assert_eq!(m.route.unwrap().pattern.as_str(), "/api/**");
 //! ```
 
 use std::sync::Arc;
@@ -713,8 +714,22 @@ mod tests {
         assert_eq!(res.status(), http::StatusCode::METHOD_NOT_ALLOWED);
     }
 
+    /// The table keeps its routes and its matching options.
+    #[test]
+    fn c21_table_options_and_routes() {
+        let t = RouteTable::new(vec![Route::new(p("/api/x"), Access::Public)]);
+        assert_eq!(t.routes().len(), 1);
+        assert!(t.find(&Method::GET, "/API/X").is_some(), "Express matches case-insensitively by default");
+        let strict = t.match_options(MatchOptions { case_sensitive: true, ..MatchOptions::default() });
+        assert_eq!(strict.routes().len(), 1);
+        assert!(strict.find(&Method::GET, "/API/X").is_none());
+        assert!(strict.find(&Method::GET, "/api/x").is_some());
+    }
+
     #[test]
     fn decode_table() {
+        assert_eq!(decode("ab%4").as_deref(), Some("ab%4"), "an escape cut short stays literal");
+        assert_eq!(decode("%4").as_deref(), Some("%4"));
         assert_eq!(decode("a%20b").as_deref(), Some("a b"));
         assert_eq!(decode("%C3%A9").as_deref(), Some("\u{e9}"));
         assert_eq!(decode("%FF"), None);

@@ -338,6 +338,55 @@ async fn c22_leeway_and_accepted_variants() {
     assert_eq!(id.roles, ["admin"]);
 }
 
+/// Boundaries are exact: `exp + leeway` is still valid and one second
+/// later is not; `nbf - leeway` is valid and one second earlier is not; a
+/// token of exactly `max_token_len` bytes is read, one byte more is not.
+#[tokio::test]
+async fn c22_time_and_size_boundaries_are_exact() {
+    let k = keys();
+    let leeway = 30;
+    for (claims, ok) in [
+        (with(json!({"exp": NOW - leeway})), true),
+        (with(json!({"exp": NOW - leeway - 1})), false),
+        (with(json!({"nbf": NOW + leeway})), true),
+        (with(json!({"nbf": NOW + leeway + 1})), false),
+    ] {
+        assert_eq!(check(&k.es.sign(&claims)).await.is_ok(), ok, "{claims}");
+    }
+    let token = k.es.sign(&claims());
+    let exact = JwtPolicy { max_token_len: token.len(), ..policy() };
+    let v = Verifier::new(exact, keyset(), None).clock(Arc::new(clock()));
+    assert!(v.verify(&token).await.is_ok());
+    let short = JwtPolicy { max_token_len: token.len() - 1, ..policy() };
+    let v = Verifier::new(short, keyset(), None).clock(Arc::new(clock()));
+    assert_eq!(v.verify(&token).await.err(), Some(TokenError::TooLong));
+}
+
+/// The reasons logged for each refusal: fixed texts, never token data.
+#[test]
+fn c22_refusal_reasons() {
+    use TokenError::*;
+    let all = [
+        (TooLong, "token too long"),
+        (Malformed, "malformed token"),
+        (AlgorithmNotAllowed, "algorithm not allowed"),
+        (CriticalHeader, "unsupported crit header"),
+        (UnknownKid, "unknown kid"),
+        (NoKey, "no key for the algorithm"),
+        (BadSignature, "bad signature"),
+        (MissingExpiry, "no exp"),
+        (Expired, "expired"),
+        (NotYetValid, "not yet valid (nbf)"),
+        (WrongIssuer, "issuer not accepted"),
+        (WrongAudience, "audience not accepted"),
+        (MissingSubject, "no subject"),
+        (ClaimType, "claim of the wrong type"),
+    ];
+    for (e, text) in all {
+        assert_eq!((e.as_str(), e.to_string()), (text, text.to_owned()));
+    }
+}
+
 #[test]
 fn c22_jwks_parsing_skips_unusable_keys() {
     let k = keys();

@@ -221,6 +221,8 @@ mod tests {
             "ftp://app.example.com",
             "https://app.example.com.",
             "https://app.example.com:99999",
+            "https://evil]",
+            "https://[::1",
             "app.example.com",
         ] {
             assert!(OriginRule::parse(bad).is_err(), "{bad} accepted");
