@@ -304,6 +304,12 @@ mod tests {
     }
 
     #[test]
+    fn back_pressure_passes_through() {
+        use crate::test_util::{NotReady, is_ready};
+        assert!(!is_ready(&mut ClientInfoLayer::new(trusted()).layer(NotReady)));
+    }
+
+    #[test]
     fn trusted_networks_are_kept() {
         let t = TrustedProxies::new(["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()]);
         let nets: Vec<String> = t.nets().iter().map(ToString::to_string).collect();

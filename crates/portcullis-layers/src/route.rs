@@ -714,6 +714,12 @@ mod tests {
         assert_eq!(res.status(), http::StatusCode::METHOD_NOT_ALLOWED);
     }
 
+    #[test]
+    fn back_pressure_passes_through() {
+        use crate::test_util::{NotReady, is_ready};
+        assert!(!is_ready(&mut RouteLayer::new(RouteTable::default()).layer(NotReady)));
+    }
+
     /// The table keeps its routes and its matching options.
     #[test]
     fn c21_table_options_and_routes() {

@@ -57,3 +57,28 @@ where
     };
     (seen, svc)
 }
+
+/// An inner service that is never ready: a layer must pass its
+/// back-pressure on, not claim readiness of its own.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NotReady;
+
+impl tower::Service<Request<Body>> for NotReady {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Pending
+    }
+
+    fn call(&mut self, _req: Request<Body>) -> Self::Future {
+        std::future::ready(Ok(Response::new(Body::empty())))
+    }
+}
+
+/// Whether `svc` reports readiness (polled once, with a no-op waker).
+pub(crate) fn is_ready<S: tower::Service<Request<Body>>>(svc: &mut S) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    svc.poll_ready(&mut cx).is_ready()
+}
