@@ -298,14 +298,7 @@ async fn worked_example_protects_the_express_admin_route() {
     let dir = tempfile::tempdir().unwrap();
     let k = TestKey::generate(Algorithm::EdDSA, "idp-1");
     std::fs::write(dir.path().join("idp.pem"), &k.public_pem).unwrap();
-    let doc =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/auth.md"))
-            .unwrap();
-    let example = doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
-    let text = format!(
-        "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n{}",
-        example.replace("http://127.0.0.1:3000", &format!("http://{}", express.addr))
-    );
+    let text = docs_example_config("auth.md", express.addr);
     let cfg = portcullis_gateway::config::from_str(&text, dir.path(), &|_| None).unwrap();
     let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
 

@@ -452,15 +452,7 @@ async fn worked_example_protects_the_express_admin_route() {
     let express = express_app::express().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("signing.pem"), generate(KeyAlg::EdDsa).unwrap()).unwrap();
-    let doc = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/identity.md"),
-    )
-    .unwrap();
-    let example = doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
-    let text = format!(
-        "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n{}",
-        example.replace("http://127.0.0.1:3000", &format!("http://{}", express.addr))
-    );
+    let text = docs_example_config("identity.md", express.addr);
     let cfg = portcullis_gateway::config::from_str(&text, dir.path(), &|_| None).unwrap();
     let id = cfg.identity.as_ref().unwrap();
     assert_eq!((id.access_ttl, id.refresh_ttl.as_secs()), (Duration::from_secs(900), 30 * 86_400));

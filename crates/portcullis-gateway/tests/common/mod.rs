@@ -296,3 +296,16 @@ pub fn assert_no_leak(body: &Bytes) {
 }
 
 pub type Shared<T> = Arc<Mutex<T>>;
+
+/// The first ```toml block of a page in docs/, as a gateway configuration
+/// for tests: listening on a free port, admin off, the upstream URL of the
+/// example (`http://127.0.0.1:3000`) replaced by `upstream`.
+pub fn docs_example_config(page: &str, upstream: SocketAddr) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs").join(page);
+    let doc = std::fs::read_to_string(path).unwrap();
+    let example = doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    format!(
+        "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n{}",
+        example.replace("http://127.0.0.1:3000", &format!("http://{upstream}"))
+    )
+}
