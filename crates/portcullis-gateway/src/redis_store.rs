@@ -87,18 +87,24 @@ fn err(e: &redis::RedisError) -> StoreError {
     StoreError(format!("redis: {:?}", e.kind()))
 }
 
+/// A connection to one Redis server, made on first use and remade after a
+/// failure; every call bounded by `timeout`. The rate-limit store and the
+/// login lockout share this setup.
+pub(crate) fn lazy_connection(url: &str, timeout: Duration) -> Result<ConnectionManager, String> {
+    let client = redis::Client::open(url).map_err(|_| "not a valid redis:// URL".to_owned())?;
+    let cfg = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_lazy_with_config(client, cfg).map_err(|e| err(&e).0)
+}
+
 impl RedisStore {
     /// A store on one Redis server (`redis://` or `rediss://` URL). Does not
     /// connect yet.
     pub fn standalone(url: &str, timeout: Duration) -> Result<RedisStore, String> {
-        let client = redis::Client::open(url).map_err(|_| "not a valid redis:// URL".to_owned())?;
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let manager = ConnectionManager::new_lazy_with_config(client, cfg).map_err(|e| err(&e).0)?;
-        Ok(RedisStore::with(Conn::Single(manager), timeout))
+        Ok(RedisStore::with(Conn::Single(lazy_connection(url, timeout)?), timeout))
     }
 
     /// A store on a Redis Cluster, given seed node URLs. Does not connect yet.

@@ -147,7 +147,7 @@ impl RedisLocks {
     async fn fail(&self, keys: &[String]) -> Result<(), LockStoreDown> {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         for k in keys {
-            let threshold = if k.starts_with("ip:") { self.cfg.client_failures } else { self.cfg.failures };
+            let threshold = threshold(&self.cfg, k);
             let (count, lock) = Self::keys(k);
             let mut con = self.conn.clone();
             let mut inv = self.fail.prepare_invoke();
@@ -203,6 +203,12 @@ struct Entry {
     locked_until: u64,
 }
 
+/// The failures that lock `key`: a client address (`ip:...`) gets the
+/// higher threshold, as many users may share one behind NAT.
+fn threshold(cfg: &Lockout, key: &str) -> u32 {
+    if key.starts_with("ip:") { cfg.client_failures } else { cfg.failures }
+}
+
 /// At most this many keys are tracked; beyond it, expired entries are
 /// dropped first, then the oldest windows.
 const MAX_LOCK_KEYS: usize = 100_000;
@@ -225,7 +231,7 @@ impl MemoryLocks {
             map.retain(|_, e| e.locked_until > now || now.saturating_sub(e.window_start) < window);
         }
         for k in keys {
-            let threshold = if k.starts_with("ip:") { self.cfg.client_failures } else { self.cfg.failures };
+            let threshold = threshold(&self.cfg, k);
             let e = map.entry(k.clone()).or_insert(Entry { failures: 0, window_start: now, locked_until: 0 });
             if now.saturating_sub(e.window_start) >= window {
                 *e = Entry { failures: 0, window_start: now, locked_until: 0 };
@@ -285,16 +291,9 @@ impl IdentityService {
         };
         let locks = match &config.state.redis {
             Some(crate::config::RedisConfig::Standalone(url)) => {
-                let client = redis::Client::open(url.expose())
-                    .map_err(|_| StoreError::Unavailable("not a valid redis:// URL".to_owned()))?;
                 let timeout = config.state.redis_timeout;
-                let rc = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_secs(1));
-                let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, rc)
-                    .map_err(|e| StoreError::Unavailable(format!("redis: {:?}", e.kind())))?;
+                let conn = crate::redis_store::lazy_connection(url.expose(), timeout)
+                    .map_err(StoreError::Unavailable)?;
                 Locks::Redis(RedisLocks {
                     cfg: cfg.lockout,
                     conn,
