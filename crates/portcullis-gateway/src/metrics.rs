@@ -122,7 +122,7 @@ impl Metrics {
         }
         if let Some(id) = self.identity.get() {
             let s = &id.stats;
-            let rows: [(&str, &str, &std::sync::atomic::AtomicU64); 5] = [
+            let rows: [(&str, &str, &std::sync::atomic::AtomicU64); 6] = [
                 ("portcullis_identity_logins_total", "Successful logins (C24).", &s.logins),
                 (
                     "portcullis_identity_login_failures_total",
@@ -134,6 +134,11 @@ impl Metrics {
                     "portcullis_identity_refresh_reuse_total",
                     "Refresh tokens presented again; each revoked its family (C24).",
                     &s.refresh_reuse,
+                ),
+                (
+                    "portcullis_identity_refresh_retries_total",
+                    "Refreshes repeated within refresh_reuse_grace, given the same successor (C24).",
+                    &s.refresh_retries,
                 ),
                 (
                     "portcullis_identity_store_errors_total",

@@ -21,6 +21,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 
+use crate::config::RedisConfig;
+
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -64,19 +66,131 @@ end
 return out
 ";
 
-enum Conn {
+/// A lazily made connection to one Redis server or a Redis Cluster, shared
+/// by the rate-limit store and the login lockout. Portcullis starts while
+/// Redis is down and reconnects by itself when it comes back.
+pub(crate) enum RedisConn {
     Single(ConnectionManager),
     Cluster(Box<ClusterConn>),
 }
 
-struct ClusterConn {
+/// The cluster connection (once made) and when it was last attempted.
+type ClusterSlot = Arc<tokio::sync::Mutex<(Option<ClusterConnection>, Option<Instant>)>>;
+
+pub(crate) struct ClusterConn {
     client: ClusterClient,
-    conn: tokio::sync::Mutex<(Option<ClusterConnection>, Option<Instant>)>,
+    slot: ClusterSlot,
+}
+
+/// A connection ready for one call: a clone of the shared one.
+pub(crate) enum RedisHandle {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for RedisHandle {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            RedisHandle::Single(c) => c.req_packed_command(cmd),
+            RedisHandle::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            RedisHandle::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisHandle::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisHandle::Single(c) => c.get_db(),
+            RedisHandle::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl RedisConn {
+    /// The connection `[state]` describes. Does not connect yet.
+    pub(crate) fn open(cfg: &RedisConfig, timeout: Duration) -> Result<RedisConn, String> {
+        match cfg {
+            RedisConfig::Standalone(url) => Ok(RedisConn::Single(lazy_connection(url.expose(), timeout)?)),
+            RedisConfig::Cluster(nodes) => {
+                RedisConn::cluster(nodes.iter().map(|s| s.expose().to_owned()).collect(), timeout)
+            }
+        }
+    }
+
+    fn cluster(urls: Vec<String>, timeout: Duration) -> Result<RedisConn, String> {
+        let client = ClusterClient::builder(urls)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .build()
+            .map_err(|_| "not valid redis:// node URLs".to_owned())?;
+        let slot: ClusterSlot = Arc::new(tokio::sync::Mutex::new((None, None)));
+        let conn = RedisConn::Cluster(Box::new(ClusterConn { client, slot }));
+        // Connect in the background at once, so the first request does not
+        // pay for discovering the cluster's slots.
+        if tokio::runtime::Handle::try_current().is_ok()
+            && let RedisConn::Cluster(cc) = &conn
+        {
+            let (client, slot) = (cc.client.clone(), cc.slot.clone());
+            tokio::spawn(async move {
+                let _ = connect_cluster(client, slot).await;
+            });
+        }
+        Ok(conn)
+    }
+
+    /// A connection for one call; for a cluster, made on first use and at
+    /// most one attempt per second while it is down.
+    pub(crate) async fn get(&self) -> Result<RedisHandle, StoreError> {
+        let cc = match self {
+            RedisConn::Single(m) => return Ok(RedisHandle::Single(m.clone())),
+            RedisConn::Cluster(cc) => cc,
+        };
+        {
+            let guard = cc.slot.lock().await;
+            if let Some(c) = &guard.0 {
+                return Ok(RedisHandle::Cluster(c.clone()));
+            }
+        }
+        // The attempt runs as a task of its own: a caller that gives up
+        // (its timeout) does not abandon it, and the next caller finds
+        // the connection made.
+        let task = tokio::spawn(connect_cluster(cc.client.clone(), cc.slot.clone()));
+        match task.await {
+            Ok(r) => r.map(RedisHandle::Cluster),
+            Err(_) => Err(StoreError("redis: cluster unavailable".to_owned())),
+        }
+    }
+}
+
+/// Makes the cluster connection unless one exists; at most one attempt per
+/// second while the cluster is down, so a down cluster is not hammered.
+async fn connect_cluster(client: ClusterClient, slot: ClusterSlot) -> Result<ClusterConnection, StoreError> {
+    let mut guard = slot.lock().await;
+    if let Some(c) = &guard.0 {
+        return Ok(c.clone());
+    }
+    if guard.1.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+        return Err(StoreError("redis: cluster unavailable".to_owned()));
+    }
+    guard.1 = Some(Instant::now());
+    let c = client.get_async_connection().await.map_err(|e| err(&e))?;
+    guard.0 = Some(c.clone());
+    Ok(c)
 }
 
 /// A Redis (or Redis Cluster) store.
 pub struct RedisStore {
-    conn: Conn,
+    conn: RedisConn,
     script: redis::Script,
     timeout: Duration,
     prefix: String,
@@ -101,67 +215,39 @@ pub(crate) fn lazy_connection(url: &str, timeout: Duration) -> Result<Connection
 }
 
 impl RedisStore {
-    /// A store on one Redis server (`redis://` or `rediss://` URL). Does not
-    /// connect yet.
+    /// A store on one Redis server (`redis://` or `rediss://` URL), or on a
+    /// Redis Cluster given seed node URLs. Does not connect yet.
+    pub fn new(cfg: &RedisConfig, timeout: Duration) -> Result<RedisStore, String> {
+        Ok(RedisStore::with(RedisConn::open(cfg, timeout)?, timeout))
+    }
+
+    /// A store on one Redis server (`redis://` or `rediss://` URL).
     pub fn standalone(url: &str, timeout: Duration) -> Result<RedisStore, String> {
-        Ok(RedisStore::with(Conn::Single(lazy_connection(url, timeout)?), timeout))
+        Ok(RedisStore::with(RedisConn::Single(lazy_connection(url, timeout)?), timeout))
     }
 
-    /// A store on a Redis Cluster, given seed node URLs. Does not connect yet.
+    /// A store on a Redis Cluster, given seed node URLs.
     pub fn cluster(urls: &[String], timeout: Duration) -> Result<RedisStore, String> {
-        let client = ClusterClient::builder(urls.to_vec())
-            .connection_timeout(timeout)
-            .response_timeout(timeout)
-            .build()
-            .map_err(|_| "not valid redis:// node URLs".to_owned())?;
-        let conn = tokio::sync::Mutex::new((None, None));
-        Ok(RedisStore::with(Conn::Cluster(Box::new(ClusterConn { client, conn })), timeout))
+        Ok(RedisStore::with(RedisConn::cluster(urls.to_vec(), timeout)?, timeout))
     }
 
-    fn with(conn: Conn, timeout: Duration) -> RedisStore {
+    fn with(conn: RedisConn, timeout: Duration) -> RedisStore {
         RedisStore { conn, script: redis::Script::new(SCRIPT), timeout, prefix: "portcullis:".to_owned() }
     }
 
-    async fn run_single(
-        &self,
-        manager: &ConnectionManager,
-        checks: &[Check],
-    ) -> Result<Vec<i64>, StoreError> {
-        let mut inv = self.script.prepare_invoke();
-        for c in checks {
-            inv.key(format!("{}{}", self.prefix, c.key));
-        }
-        for c in checks {
-            inv.arg(c.rate.interval_us).arg(c.rate.window_us);
-        }
-        let mut con = manager.clone();
-        inv.invoke_async::<Vec<i64>>(&mut con).await.map_err(|e| err(&e))
-    }
-
-    async fn cluster_conn(
-        &self,
-        client: &ClusterClient,
-        slot: &tokio::sync::Mutex<(Option<ClusterConnection>, Option<Instant>)>,
-    ) -> Result<ClusterConnection, StoreError> {
-        let mut guard = slot.lock().await;
-        if let Some(c) = &guard.0 {
-            return Ok(c.clone());
-        }
-        // Don't hammer a cluster that is down: one attempt per second.
-        if guard.1.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-            return Err(StoreError("redis: cluster unavailable".to_owned()));
-        }
-        guard.1 = Some(Instant::now());
-        let c = client.get_async_connection().await.map_err(|e| err(&e))?;
-        guard.0 = Some(c.clone());
-        Ok(c)
-    }
-
     async fn run(&self, checks: &[Check]) -> Result<Vec<Outcome>, StoreError> {
-        let flat = match &self.conn {
-            Conn::Single(m) => self.run_single(m, checks).await?,
-            Conn::Cluster(cc) => {
-                let c = self.cluster_conn(&cc.client, &cc.conn).await?;
+        let flat = match self.conn.get().await? {
+            mut con @ RedisHandle::Single(_) => {
+                let mut inv = self.script.prepare_invoke();
+                for c in checks {
+                    inv.key(format!("{}{}", self.prefix, c.key));
+                }
+                for c in checks {
+                    inv.arg(c.rate.interval_us).arg(c.rate.window_us);
+                }
+                inv.invoke_async::<Vec<i64>>(&mut con).await.map_err(|e| err(&e))?
+            }
+            RedisHandle::Cluster(c) => {
                 let calls = checks.iter().map(|check| {
                     let mut con = c.clone();
                     let key = format!("{}{}", self.prefix, check.key);

@@ -25,7 +25,7 @@ use portcullis_layers::ratelimit::{MemoryStore, RateLimitLayer, Store};
 use portcullis_layers::route::{MatchedRoute, RouteLayer};
 
 use crate::access_log::{AccessLogLayer, RecordPathLayer};
-use crate::config::{Config, RedisConfig, StoreKind};
+use crate::config::{Config, StoreKind};
 use crate::identity::service::{Endpoint, IdentityService};
 use crate::jwks::HttpFetch;
 use crate::metrics::Metrics;
@@ -39,26 +39,14 @@ pub type GatewayService = BoxCloneService<Request<Incoming>, Response<Body>, Inf
 pub fn rate_limit_layer(cfg: &Config, clock: Arc<dyn Clock>) -> RateLimitLayer {
     let rl = &cfg.rate_limit;
     let store: Arc<dyn Store> = match (rl.store, &cfg.state.redis) {
-        (StoreKind::Redis, Some(RedisConfig::Standalone(url))) => {
-            match RedisStore::standalone(url.expose(), cfg.state.redis_timeout) {
-                Ok(s) => Arc::new(s),
-                // Validated in stage 2; a failure here is a fault of ours.
-                Err(e) => {
-                    tracing::error!(error = %e, "redis store unavailable; rate limits use the in-process store");
-                    Arc::new(MemoryStore::new(rl.max_keys))
-                }
+        (StoreKind::Redis, Some(redis)) => match RedisStore::new(redis, cfg.state.redis_timeout) {
+            Ok(s) => Arc::new(s),
+            // Validated in stage 2; a failure here is a fault of ours.
+            Err(e) => {
+                tracing::error!(error = %e, "redis store unavailable; rate limits use the in-process store");
+                Arc::new(MemoryStore::new(rl.max_keys))
             }
-        }
-        (StoreKind::Redis, Some(RedisConfig::Cluster(nodes))) => {
-            let urls: Vec<String> = nodes.iter().map(|s| s.expose().to_owned()).collect();
-            match RedisStore::cluster(&urls, cfg.state.redis_timeout) {
-                Ok(s) => Arc::new(s),
-                Err(e) => {
-                    tracing::error!(error = %e, "redis cluster store unavailable; rate limits use the in-process store");
-                    Arc::new(MemoryStore::new(rl.max_keys))
-                }
-            }
-        }
+        },
         _ => Arc::new(MemoryStore::new(rl.max_keys)),
     };
     RateLimitLayer::builder(rl.rules.clone(), store)

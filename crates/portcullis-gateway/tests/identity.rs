@@ -21,7 +21,7 @@ use http::Request;
 use http_body_util::Full;
 use portcullis_gateway::identity::keys::{KeyAlg, generate};
 use portcullis_gateway::identity::password::{Cost, Hasher};
-use portcullis_gateway::identity::store::{Rotation, Store, StoreError};
+use portcullis_gateway::identity::store::{Rotation, SCHEMA_VERSION, Store, StoreError};
 use portcullis_layers::clock::ManualClock;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -62,7 +62,7 @@ fn roles(r: &[&str]) -> Vec<String> {
 
 /// The same behaviour on both back ends.
 async fn store_behaviour(store: &Store) {
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
     store.add_user("alice", "$argon2id$hash-a", &roles(&["admin", "user"])).await.unwrap();
     store.add_user("bob", "$argon2id$hash-b", &roles(&[])).await.unwrap();
     assert!(matches!(store.add_user("alice", "x", &[]).await, Err(StoreError::Exists)));
@@ -87,41 +87,43 @@ async fn store_behaviour(store: &Store) {
     let now = 1_000;
     store.start_family("alice", "fam1", "t1", now + 100).await.unwrap();
     assert_eq!(
-        store.rotate("t1", "t2", now, now + 100).await.unwrap(),
+        store.rotate("t1", "t2", now, now + 100, 0).await.unwrap(),
         Rotation::Rotated { user: "alice".into(), family: "fam1".into() }
     );
     assert_eq!(
-        store.rotate("t2", "t3", now, now + 100).await.unwrap(),
+        store.rotate("t2", "t3", now, now + 100, 0).await.unwrap(),
         Rotation::Rotated { user: "alice".into(), family: "fam1".into() }
     );
     // Reuse of t1: the whole family is revoked, t3 with it.
     assert_eq!(
-        store.rotate("t1", "tx", now, now + 100).await.unwrap(),
+        store.rotate("t1", "tx", now, now + 100, 0).await.unwrap(),
         Rotation::Reused { user: "alice".into(), family: "fam1".into() }
     );
     assert!(store.family_revoked("fam1").await.unwrap());
-    assert_eq!(store.rotate("t3", "t4", now, now + 100).await.unwrap(), Rotation::Revoked);
+    assert_eq!(store.rotate("t3", "t4", now, now + 100, 0).await.unwrap(), Rotation::Revoked);
     assert_eq!(
-        store.rotate("tx", "ty", now, now + 100).await.unwrap(),
+        store.rotate("tx", "ty", now, now + 100, 0).await.unwrap(),
         Rotation::Invalid,
         "the loser's successor was never stored"
     );
-    assert_eq!(store.rotate("unknown", "u2", now, now + 100).await.unwrap(), Rotation::Invalid);
+    assert_eq!(store.rotate("unknown", "u2", now, now + 100, 0).await.unwrap(), Rotation::Invalid);
     // Expired: invalid, not reuse.
     store.start_family("alice", "fam2", "e1", now + 10).await.unwrap();
-    assert_eq!(store.rotate("e1", "e2", now + 10, now + 100).await.unwrap(), Rotation::Invalid);
+    assert_eq!(store.rotate("e1", "e2", now + 10, now + 100, 0).await.unwrap(), Rotation::Invalid);
     assert!(!store.family_revoked("fam2").await.unwrap());
 
     // Concurrent rotations of one token: exactly one new pair.
     store.start_family("bob", "fam3", "c1", now + 100).await.unwrap();
-    let (x, y) =
-        tokio::join!(store.rotate("c1", "c2a", now, now + 100), store.rotate("c1", "c2b", now, now + 100));
+    let (x, y) = tokio::join!(
+        store.rotate("c1", "c2a", now, now + 100, 0),
+        store.rotate("c1", "c2b", now, now + 100, 0)
+    );
     let outcomes = [x.unwrap(), y.unwrap()];
     assert_eq!(outcomes.iter().filter(|o| matches!(o, Rotation::Rotated { .. })).count(), 1, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| matches!(o, Rotation::Reused { .. })).count(), 1, "{outcomes:?}");
     for t in ["c2a", "c2b"] {
         assert_ne!(
-            std::mem::discriminant(&store.rotate(t, "c3", now, now + 100).await.unwrap()),
+            std::mem::discriminant(&store.rotate(t, "c3", now, now + 100, 0).await.unwrap()),
             std::mem::discriminant(&Rotation::Rotated { user: String::new(), family: String::new() }),
             "{t} lives on after the family was revoked"
         );
@@ -132,7 +134,7 @@ async fn store_behaviour(store: &Store) {
     store.start_family("bob", "fam4", "l1", now + 100).await.unwrap();
     assert!(store.revoke_family_of("l1").await.unwrap());
     assert!(!store.revoke_family_of("never-issued").await.unwrap());
-    assert_eq!(store.rotate("l1", "l2", now, now + 100).await.unwrap(), Rotation::Revoked);
+    assert_eq!(store.rotate("l1", "l2", now, now + 100, 0).await.unwrap(), Rotation::Revoked);
     for (i, change) in ["roles", "password", "disable"].into_iter().enumerate() {
         let fam = format!("famc{i}");
         let tok = format!("r{i}");
@@ -145,16 +147,125 @@ async fn store_behaviour(store: &Store) {
         }
         assert!(store.family_revoked(&fam).await.unwrap(), "{change}");
         assert!(
-            !matches!(store.rotate(&tok, "z", now, now + 100).await.unwrap(), Rotation::Rotated { .. }),
+            !matches!(store.rotate(&tok, "z", now, now + 100, 0).await.unwrap(), Rotation::Rotated { .. }),
             "{change}"
         );
     }
+    grace_behaviour(store).await;
     let b = store.user("bob").await.unwrap().unwrap();
     assert_eq!((b.roles, b.disabled, b.password_hash.as_str()), (roles(&["ops"]), true, "$argon2id$new"));
     assert!(matches!(store.set_roles("nobody", &[]).await, Err(StoreError::NoSuchUser)));
     assert!(matches!(store.remove_user("nobody").await, Err(StoreError::NoSuchUser)));
     store.remove_user("bob").await.unwrap();
     assert!(store.user("bob").await.unwrap().is_none());
+}
+
+/// `refresh_reuse_grace` (C24): within the grace, the same presented token
+/// with the same derived successor is a retry and gets it again; a
+/// different successor, a successor already used, or a retry after the
+/// grace is reuse and revokes the family.
+async fn grace_behaviour(store: &Store) {
+    let now = 5_000;
+    let fam = |f: &str| Rotation::Retried { user: "alice".into(), family: f.into() };
+    let rotated = |f: &str| Rotation::Rotated { user: "alice".into(), family: f.into() };
+    let reused = |f: &str| Rotation::Reused { user: "alice".into(), family: f.into() };
+    store.start_family("alice", "g1", "ga", now + 100).await.unwrap();
+    assert_eq!(store.rotate("ga", "gb", now, now + 100, 10).await.unwrap(), rotated("g1"));
+    // Retried twice inside the grace (the last second of it too).
+    assert_eq!(store.rotate("ga", "gb", now + 1, now + 100, 10).await.unwrap(), fam("g1"));
+    assert_eq!(store.rotate("ga", "gb", now + 9, now + 100, 10).await.unwrap(), fam("g1"));
+    // The successor still rotates once.
+    assert_eq!(store.rotate("gb", "gc", now + 9, now + 100, 10).await.unwrap(), rotated("g1"));
+    // Now that gb is used, retrying ga is reuse: the family dies.
+    assert_eq!(store.rotate("ga", "gb", now + 9, now + 100, 10).await.unwrap(), reused("g1"));
+    assert_eq!(store.rotate("gc", "gd", now + 9, now + 100, 10).await.unwrap(), Rotation::Revoked);
+    // Past the grace: reuse.
+    store.start_family("alice", "g2", "ha", now + 100).await.unwrap();
+    assert_eq!(store.rotate("ha", "hb", now, now + 100, 10).await.unwrap(), rotated("g2"));
+    assert_eq!(store.rotate("ha", "hb", now + 10, now + 100, 10).await.unwrap(), reused("g2"));
+    // A successor that is not the recorded one: reuse.
+    store.start_family("alice", "g3", "ia", now + 100).await.unwrap();
+    assert_eq!(store.rotate("ia", "ib", now, now + 100, 10).await.unwrap(), rotated("g3"));
+    assert_eq!(store.rotate("ia", "forged", now + 1, now + 100, 10).await.unwrap(), reused("g3"));
+    // No grace: reuse at once.
+    store.start_family("alice", "g4", "ja", now + 100).await.unwrap();
+    assert_eq!(store.rotate("ja", "jb", now, now + 100, 0).await.unwrap(), rotated("g4"));
+    assert_eq!(store.rotate("ja", "jb", now, now + 100, 0).await.unwrap(), reused("g4"));
+    // Concurrent rotations under a grace: one rotates, the other is a
+    // retry of the same successor; never two live successors.
+    store.start_family("alice", "g5", "ka", now + 100).await.unwrap();
+    let (x, y) = tokio::join!(
+        store.rotate("ka", "kb", now, now + 100, 10),
+        store.rotate("ka", "kb", now, now + 100, 10)
+    );
+    let mut got = [x.unwrap(), y.unwrap()];
+    got.sort_by_key(|r| matches!(r, Rotation::Retried { .. }));
+    assert_eq!(got, [rotated("g5"), fam("g5")]);
+}
+
+/// The schema of version 1, as that release created it: the upgrade test
+/// starts from it, so it must never change.
+const SCHEMA_V1: &[&str] = &[
+    "CREATE TABLE portcullis_schema (version BIGINT NOT NULL)",
+    "INSERT INTO portcullis_schema (version) VALUES (1)",
+    "CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, roles TEXT NOT NULL, disabled BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+    "CREATE TABLE refresh_families (family TEXT PRIMARY KEY, user_name TEXT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL)",
+    "CREATE TABLE refresh_tokens (token_hash TEXT PRIMARY KEY, family TEXT NOT NULL, expires_at BIGINT NOT NULL, used BIGINT NOT NULL DEFAULT 0)",
+    "CREATE INDEX refresh_tokens_family ON refresh_tokens (family)",
+    "CREATE INDEX refresh_families_user ON refresh_families (user_name)",
+    "INSERT INTO users VALUES ('alice', '$argon2id$v1-hash', 'admin user', 0, 1, 1)",
+    "INSERT INTO users VALUES ('carol', '$argon2id$v1-hash-c', '', 1, 1, 1)",
+    "INSERT INTO refresh_families VALUES ('old', 'alice', 0, 1)",
+    "INSERT INTO refresh_tokens VALUES ('used-before', 'old', 99999999999, 1)",
+    "INSERT INTO refresh_tokens VALUES ('live-before', 'old', 99999999999, 0)",
+];
+
+/// Upgrading from version 1 (C24 item 7): the users, their roles and
+/// flags, and live refresh tokens survive; a token used before the
+/// upgrade has no recorded use time, so even under a grace presenting it
+/// again is reuse.
+async fn upgrade_from_v1(url: &str) {
+    let mut c = sqlx::AnyConnection::connect(url).await.unwrap();
+    for sql in SCHEMA_V1 {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut c).await.unwrap();
+    }
+    drop(c);
+    let store = Store::open(url).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    let users = store.users().await.unwrap();
+    let seen: Vec<_> = users
+        .iter()
+        .map(|u| (u.name.as_str(), u.roles.join(" "), u.disabled, u.password_hash.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("alice", "admin user".to_owned(), false, "$argon2id$v1-hash"),
+            ("carol", String::new(), true, "$argon2id$v1-hash-c")
+        ]
+    );
+    let now = 10_000;
+    assert_eq!(
+        store.rotate("live-before", "next", now, now + 100, 10).await.unwrap(),
+        Rotation::Rotated { user: "alice".into(), family: "old".into() }
+    );
+    assert_eq!(
+        store.rotate("used-before", "whatever", now, now + 100, 10).await.unwrap(),
+        Rotation::Reused { user: "alice".into(), family: "old".into() }
+    );
+    // Opening again migrates nothing.
+    drop(store);
+    assert_eq!(Store::open(url).await.unwrap().users().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn c24_upgrade_from_schema_v1_keeps_every_user() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    upgrade_from_v1(&format!("sqlite://{}?mode=rwc", dir.path().join("v1.db").display())).await;
+    let (url, name) = fresh_pg().await;
+    upgrade_from_v1(&url).await;
+    drop_pg(&name).await;
 }
 
 #[tokio::test]
@@ -168,7 +279,7 @@ async fn c24_store_on_a_real_sqlite_file() {
     drop(store);
     // Reopening migrates nothing again and keeps every user.
     let again = Store::open(&url).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(again.schema_version().await.unwrap(), SCHEMA_VERSION);
     assert_eq!(again.user("alice").await.unwrap().unwrap().roles, roles(&["admin", "user"]));
 }
 
@@ -256,6 +367,43 @@ async fn login(idp: &Idp, user: &str, password: &str) -> (u16, Value) {
     let (s, v, _) =
         post(idp, "/auth/login", &json!({"username": user, "password": password}).to_string()).await;
     (s, v)
+}
+
+/// `refresh_reuse_grace = "10s"` (C24 item 6): a client that lost the
+/// answer to a refresh and sends it again within the grace gets the same
+/// successor (and a working access token); after the grace the same retry
+/// is reuse and revokes the family. Without the setting, the retry is reuse.
+#[tokio::test]
+async fn c24_refresh_reuse_grace_gives_a_retry_the_same_successor() {
+    let idp = identity_gateway("refresh_reuse_grace = \"10s\"").await;
+    let (s, v) = login(&idp, "bob", "bob-password").await;
+    assert_eq!(s, 200, "{v}");
+    let r1 = v["refresh_token"].as_str().unwrap().to_owned();
+    let body = json!({"refresh_token": r1}).to_string();
+    let (s, first, _) = post(&idp, "/auth/refresh", &body).await;
+    assert_eq!(s, 200, "{first}");
+    idp.clock.advance(Duration::from_secs(9));
+    let (s, retry, _) = post(&idp, "/auth/refresh", &body).await;
+    assert_eq!(s, 200, "{retry}");
+    assert_eq!(retry["refresh_token"], first["refresh_token"], "the same successor");
+    assert_ne!(retry["refresh_token"].as_str(), Some(r1.as_str()));
+    assert_eq!(get_with(&idp, "/api/x", retry["access_token"].as_str().unwrap()).await, 200);
+    // Past the grace, the retry is reuse: the family, successor included, dies.
+    idp.clock.advance(Duration::from_secs(2));
+    let (s, v, _) = post(&idp, "/auth/refresh", &body).await;
+    assert_eq!((s, v["code"].as_str()), (401, Some("invalid_grant")));
+    let next = json!({"refresh_token": first["refresh_token"]}).to_string();
+    assert_eq!(post(&idp, "/auth/refresh", &next).await.0, 401);
+
+    // The default is no grace.
+    let idp = identity_gateway("").await;
+    let (_, v) = login(&idp, "bob", "bob-password").await;
+    let body = json!({"refresh_token": v["refresh_token"]}).to_string();
+    let (s, first, _) = post(&idp, "/auth/refresh", &body).await;
+    assert_eq!(s, 200);
+    assert_eq!(post(&idp, "/auth/refresh", &body).await.0, 401);
+    let next = json!({"refresh_token": first["refresh_token"]}).to_string();
+    assert_eq!(post(&idp, "/auth/refresh", &next).await.0, 401, "reuse revoked the family");
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ pub(crate) struct RawIdentity {
     pub(crate) audience: Option<String>,
     pub(crate) access_ttl: Option<Dur>,
     pub(crate) refresh_ttl: Option<Dur>,
+    pub(crate) refresh_reuse_grace: Option<Dur>,
     pub(crate) argon2_memory_kib: Option<u64>,
     pub(crate) argon2_iterations: Option<u64>,
     pub(crate) argon2_parallelism: Option<u64>,
@@ -57,6 +58,10 @@ pub struct IdentityConfig {
     pub access_ttl: Duration,
     /// Refresh-token lifetime.
     pub refresh_ttl: Duration,
+    /// How long a used refresh token may be presented again and get the
+    /// same successor (a client retrying a lost answer); 0, the default,
+    /// makes any second use reuse.
+    pub refresh_reuse_grace: Duration,
     /// argon2id cost.
     pub cost: Cost,
     /// Password hashes computed at once, at most.
@@ -128,6 +133,17 @@ pub(super) fn validate(
         365 * day,
         p,
     );
+    let refresh_reuse_grace = within(
+        "identity.refresh_reuse_grace",
+        raw.refresh_reuse_grace.map(|d| d.0),
+        Duration::ZERO,
+        Duration::ZERO,
+        minute,
+        p,
+    );
+    if refresh_reuse_grace.subsec_nanos() != 0 {
+        p.push("identity.refresh_reuse_grace", "whole seconds, e.g. \"10s\"");
+    }
     let d = Cost::default();
     let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
     let cost = Cost {
@@ -202,6 +218,7 @@ pub(super) fn validate(
         audience,
         access_ttl,
         refresh_ttl,
+        refresh_reuse_grace,
         cost,
         hash_concurrency,
         lockout,
@@ -222,11 +239,16 @@ pub(super) fn render(c: &super::Config, o: &mut String) {
     let _ = writeln!(o, "  signing key       {} kid {}", id.key.alg.name(), id.key.kid);
     let _ = writeln!(
         o,
-        "  tokens            iss {}, aud {}; access {}, refresh {} (rotated, reuse revokes the family)",
+        "  tokens            iss {}, aud {}; access {}, refresh {} (rotated, reuse revokes the family{})",
         id.issuer,
         id.audience,
         show(id.access_ttl),
-        show(id.refresh_ttl)
+        show(id.refresh_ttl),
+        if id.refresh_reuse_grace.is_zero() {
+            String::new()
+        } else {
+            format!("; a retry within {} gets the same successor", show(id.refresh_reuse_grace))
+        }
     );
     let _ = writeln!(
         o,

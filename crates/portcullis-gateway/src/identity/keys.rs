@@ -90,6 +90,10 @@ pub struct SigningKey {
     pub kid: String,
     jwk: Value,
     encoding: EncodingKey,
+    /// Derives the successor of a refresh token when a reuse grace is on
+    /// (`refresh_reuse_grace`): a key of its own, derived from the private
+    /// key, so every instance with the same key file derives the same one.
+    successor: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -104,6 +108,10 @@ impl SigningKey {
     pub fn from_pem(pem_text: &str) -> Result<SigningKey, String> {
         let der = der_of(pem_text)?;
         let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(b"portcullis refresh-token successor v1\0");
+        ctx.update(&der);
+        let successor = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, ctx.finish().as_ref());
         if let Ok(kp) = Ed25519KeyPair::from_pkcs8(&der) {
             let x = b64(kp.public_key().as_ref());
             let thumb = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
@@ -111,7 +119,7 @@ impl SigningKey {
             let jwk =
                 json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"});
             let encoding = EncodingKey::from_ed_der(&der);
-            return Ok(SigningKey { alg: KeyAlg::EdDsa, kid, jwk, encoding });
+            return Ok(SigningKey { alg: KeyAlg::EdDsa, kid, jwk, encoding, successor });
         }
         if let Ok(kp) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der) {
             let point = kp.public_key().as_ref();
@@ -123,7 +131,7 @@ impl SigningKey {
             let kid = b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, thumb.as_bytes()).as_ref());
             let jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig"});
             let encoding = EncodingKey::from_ec_der(&der);
-            return Ok(SigningKey { alg: KeyAlg::Es256, kid, jwk, encoding });
+            return Ok(SigningKey { alg: KeyAlg::Es256, kid, jwk, encoding, successor });
         }
         Err("not an Ed25519 or P-256 private key; make one with `portcullis keys generate`".to_owned())
     }
@@ -136,6 +144,14 @@ impl SigningKey {
     /// The public JWK set document served at `/.well-known/jwks.json`.
     pub fn jwks(&self) -> Vec<u8> {
         json!({"keys": [self.jwk]}).to_string().into_bytes()
+    }
+
+    /// The successor of a refresh token under a reuse grace: 256 bits that
+    /// only the holder of the presented token and of this key can compute,
+    /// so a retry gets the same successor back without the store ever
+    /// holding a token in the clear.
+    pub(crate) fn successor_of(&self, refresh_token: &str) -> String {
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::hmac::sign(&self.successor, refresh_token.as_bytes()).as_ref())
     }
 
     /// Signs `claims` as a compact JWT with this key's `alg` and `kid`.

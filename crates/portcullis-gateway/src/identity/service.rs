@@ -73,6 +73,8 @@ pub struct IdentityStats {
     pub lockouts: AtomicU64,
     /// Refresh tokens presented a second time (families revoked).
     pub refresh_reuse: AtomicU64,
+    /// Refreshes repeated within `refresh_reuse_grace` (same successor).
+    pub refresh_retries: AtomicU64,
     /// Store failures answered 503.
     pub store_errors: AtomicU64,
 }
@@ -93,10 +95,11 @@ struct MemoryLocks {
 /// The lockout counters in Redis. Per key, one script: count the failure
 /// (the counter expires with the window) and, at the threshold, set the
 /// lock (expiring with the lock). Keys carry a hash of the account name or
-/// address, in a hash tag so a counter and its lock share a cluster slot.
+/// address, in a hash tag so a counter and its lock share a cluster slot:
+/// the same script runs on one server and on a Redis Cluster.
 struct RedisLocks {
     cfg: Lockout,
-    conn: redis::aio::ConnectionManager,
+    conn: crate::redis_store::RedisConn,
     fail: redis::Script,
     timeout: Duration,
 }
@@ -112,7 +115,18 @@ return n
 ";
 
 /// The lockout store could not be reached: the login is answered 503.
-struct LockStoreDown;
+struct LockStoreDown(&'static str);
+
+/// The kind of a Redis error, never its text (which can carry addresses).
+fn redis_reason(e: &redis::RedisError) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        "connection failed"
+    } else {
+        "command failed"
+    }
+}
 
 impl RedisLocks {
     fn keys(k: &str) -> (String, String) {
@@ -126,7 +140,16 @@ impl RedisLocks {
     ) -> Result<T, LockStoreDown> {
         match tokio::time::timeout(self.timeout, f).await {
             Ok(Ok(v)) => Ok(v),
-            _ => Err(LockStoreDown),
+            Ok(Err(e)) => Err(LockStoreDown(redis_reason(&e))),
+            Err(_) => Err(LockStoreDown("timed out")),
+        }
+    }
+
+    async fn con(&self) -> Result<crate::redis_store::RedisHandle, LockStoreDown> {
+        match tokio::time::timeout(self.timeout, self.conn.get()).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(_)) => Err(LockStoreDown("no connection")),
+            Err(_) => Err(LockStoreDown("timed out")),
         }
     }
 
@@ -134,7 +157,7 @@ impl RedisLocks {
         let mut longest: Option<Duration> = None;
         for k in keys {
             let (_, lock) = Self::keys(k);
-            let mut con = self.conn.clone();
+            let mut con = self.con().await?;
             let ms: i64 = self.bounded(redis::cmd("PTTL").arg(&lock).query_async(&mut con)).await?;
             if ms > 0 {
                 let d = Duration::from_millis(ms.unsigned_abs());
@@ -149,7 +172,7 @@ impl RedisLocks {
         for k in keys {
             let threshold = threshold(&self.cfg, k);
             let (count, lock) = Self::keys(k);
-            let mut con = self.conn.clone();
+            let mut con = self.con().await?;
             let mut inv = self.fail.prepare_invoke();
             inv.key(&count).key(&lock).arg(threshold).arg(ms(self.cfg.window)).arg(ms(self.cfg.duration));
             let _: i64 = self.bounded(inv.invoke_async(&mut con)).await?;
@@ -159,7 +182,7 @@ impl RedisLocks {
 
     async fn succeed(&self, key: &str) -> Result<(), LockStoreDown> {
         let (count, _) = Self::keys(key);
-        let mut con = self.conn.clone();
+        let mut con = self.con().await?;
         let _: i64 = self.bounded(redis::cmd("DEL").arg(&count).query_async(&mut con)).await?;
         Ok(())
     }
@@ -290,10 +313,10 @@ impl IdentityService {
             None => ("sub".to_owned(), "roles".to_owned()),
         };
         let locks = match &config.state.redis {
-            Some(crate::config::RedisConfig::Standalone(url)) => {
+            Some(redis) => {
                 let timeout = config.state.redis_timeout;
-                let conn = crate::redis_store::lazy_connection(url.expose(), timeout)
-                    .map_err(StoreError::Unavailable)?;
+                let conn =
+                    crate::redis_store::RedisConn::open(redis, timeout).map_err(StoreError::Unavailable)?;
                 Locks::Redis(RedisLocks {
                     cfg: cfg.lockout,
                     conn,
@@ -301,8 +324,7 @@ impl IdentityService {
                     timeout,
                 })
             }
-            // Cluster: per instance for now (the counters are not shared yet).
-            _ => Locks::Memory(MemoryLocks { cfg: cfg.lockout, entries: Mutex::new(HashMap::new()) }),
+            None => Locks::Memory(MemoryLocks { cfg: cfg.lockout, entries: Mutex::new(HashMap::new()) }),
         };
         Ok(IdentityService {
             cfg: cfg.clone(),
@@ -381,9 +403,9 @@ impl IdentityService {
             keys.push(format!("ip:{ip}"));
         }
         let now = self.clock.now_us();
-        let down = |_: LockStoreDown| {
+        let down = |e: LockStoreDown| {
             self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(target: "portcullis::identity", "lockout store (Redis) unavailable; answering 503");
+            tracing::error!(target: "portcullis::identity", reason = e.0, "lockout store (Redis) unavailable; answering 503");
             (RejectionKind::Unavailable, None, None)
         };
         if let Some(wait) = self.locks.locked(&keys, now).await.map_err(down)? {
@@ -422,15 +444,33 @@ impl IdentityService {
 
     async fn refresh(&self, body: &Value) -> Outcome {
         let presented = field(body, "refresh_token", &["refresh_token"])?;
-        let (next, next_hash) = new_refresh_token();
+        let grace = self.cfg.refresh_reuse_grace.as_secs();
+        // Under a grace the successor is derived from the presented token,
+        // so a retry can be given the same one; otherwise it is random.
+        let (next, next_hash) = if grace > 0 {
+            let next = self.cfg.key.successor_of(presented);
+            let hash = sha256_hex(&next);
+            (next, hash)
+        } else {
+            new_refresh_token()
+        };
         let now = i64::try_from(self.clock.now_us() / 1_000_000).unwrap_or(i64::MAX);
+        let grace = i64::try_from(grace).unwrap_or(i64::MAX);
         let outcome = self
             .store
-            .rotate(&sha256_hex(presented), &next_hash, now, self.refresh_expiry())
+            .rotate(&sha256_hex(presented), &next_hash, now, self.refresh_expiry(), grace)
             .await
             .map_err(|e| self.store_error(&e))?;
+        if matches!(outcome, Rotation::Retried { .. }) {
+            self.stats.refresh_retries.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                target: "portcullis::identity",
+                event = "refresh_retry",
+                "a refresh token was presented again within refresh_reuse_grace: its successor is issued again"
+            );
+        }
         match outcome {
-            Rotation::Rotated { user, .. } => {
+            Rotation::Rotated { user, .. } | Rotation::Retried { user, .. } => {
                 let Some(u) = self.store.user(&user).await.map_err(|e| self.store_error(&e))? else {
                     return Err((RejectionKind::InvalidGrant, None, None));
                 };

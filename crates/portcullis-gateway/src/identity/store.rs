@@ -76,6 +76,15 @@ pub enum Rotation {
         /// The family.
         family: String,
     },
+    /// The token was used less than the reuse grace ago and its successor
+    /// (the one the caller derived) is still unused: a client retrying a
+    /// refresh whose answer it lost gets that successor again.
+    Retried {
+        /// The user.
+        user: String,
+        /// The family.
+        family: String,
+    },
     /// Its family was revoked (logout, reuse, a role or password change,
     /// a disabled user) or its user disabled: refused, nothing more to do.
     Revoked,
@@ -86,13 +95,26 @@ pub enum Rotation {
 /// Migrations, in order; each runs once, in a transaction, and none drops
 /// or rewrites user rows. The version reached is kept in
 /// `portcullis_schema`.
-const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, roles TEXT NOT NULL, disabled BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
-    "CREATE TABLE refresh_families (family TEXT PRIMARY KEY, user_name TEXT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL)",
-    "CREATE TABLE refresh_tokens (token_hash TEXT PRIMARY KEY, family TEXT NOT NULL, expires_at BIGINT NOT NULL, used BIGINT NOT NULL DEFAULT 0)",
-    "CREATE INDEX refresh_tokens_family ON refresh_tokens (family)",
-    "CREATE INDEX refresh_families_user ON refresh_families (user_name)",
-]];
+const MIGRATIONS: &[&[&str]] = &[
+    // 1: users and refresh-token families.
+    &[
+        "CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, roles TEXT NOT NULL, disabled BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+        "CREATE TABLE refresh_families (family TEXT PRIMARY KEY, user_name TEXT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL)",
+        "CREATE TABLE refresh_tokens (token_hash TEXT PRIMARY KEY, family TEXT NOT NULL, expires_at BIGINT NOT NULL, used BIGINT NOT NULL DEFAULT 0)",
+        "CREATE INDEX refresh_tokens_family ON refresh_tokens (family)",
+        "CREATE INDEX refresh_families_user ON refresh_families (user_name)",
+    ],
+    // 2: when a refresh token was used and the hash of its successor, for
+    // `refresh_reuse_grace`. Tokens used before the upgrade have neither
+    // (used_at 0): a retry of one is reuse, as before.
+    &[
+        "ALTER TABLE refresh_tokens ADD COLUMN used_at BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE refresh_tokens ADD COLUMN successor_hash TEXT",
+    ],
+];
+
+/// The schema version this build migrates to.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The identity store.
 #[derive(Clone, Debug)]
@@ -310,29 +332,35 @@ impl Store {
 
     /// Presents a refresh token: rotates it to `next_hash` if it is live
     /// and its user may still log in, or revokes its family if it was
-    /// already used. Atomic: one transaction.
+    /// already used. With a `grace` (seconds, 0 for none), a token used
+    /// less than `grace` ago whose recorded successor is `next_hash` and
+    /// still unused is a retry, not reuse. Atomic: one transaction.
     pub async fn rotate(
         &self,
         token_hash: &str,
         next_hash: &str,
         now: i64,
         next_expires_at: i64,
+        grace: i64,
     ) -> Result<Rotation, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let won = sqlx::query(
-            "UPDATE refresh_tokens SET used = 1 WHERE token_hash = $1 AND used = 0 AND expires_at > $2 \
+            "UPDATE refresh_tokens SET used = 1, used_at = $2, successor_hash = $3 \
+             WHERE token_hash = $1 AND used = 0 AND expires_at > $2 \
              AND family IN (SELECT f.family FROM refresh_families f JOIN users u ON u.name = f.user_name \
              WHERE f.revoked = 0 AND u.disabled = 0)",
         )
         .bind(token_hash)
         .bind(now)
+        .bind(next_hash)
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?
         .rows_affected()
             == 1;
         let row = sqlx::query(
-            "SELECT t.family, f.user_name, t.expires_at, t.used FROM refresh_tokens t JOIN refresh_families f ON f.family = t.family WHERE t.token_hash = $1",
+            "SELECT t.family, f.user_name, t.expires_at, t.used, t.used_at, t.successor_hash \
+             FROM refresh_tokens t JOIN refresh_families f ON f.family = t.family WHERE t.token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&mut *tx)
@@ -345,6 +373,8 @@ impl Store {
         let user: String = row.try_get(1).map_err(unavailable)?;
         let expires_at: i64 = row.try_get(2).map_err(unavailable)?;
         let used: i64 = row.try_get(3).map_err(unavailable)?;
+        let used_at: i64 = row.try_get(4).map_err(unavailable)?;
+        let successor: Option<String> = row.try_get(5).map_err(unavailable)?;
         if won {
             sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, family, expires_at, used) VALUES ($1, $2, $3, 0)",
@@ -364,6 +394,23 @@ impl Store {
         if used == 0 {
             // Unused, yet not rotated: its family is revoked or its user disabled.
             return Ok(Rotation::Revoked);
+        }
+        let in_grace = grace > 0 && used_at > 0 && now < used_at.saturating_add(grace);
+        if in_grace && successor.as_deref() == Some(next_hash) {
+            let live = sqlx::query(
+                "SELECT t.used FROM refresh_tokens t JOIN refresh_families f ON f.family = t.family \
+                 JOIN users u ON u.name = f.user_name \
+                 WHERE t.token_hash = $1 AND t.used = 0 AND t.expires_at > $2 AND f.revoked = 0 AND u.disabled = 0",
+            )
+            .bind(next_hash)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .is_some();
+            if live {
+                return Ok(Rotation::Retried { user, family });
+            }
         }
         // Used before: a replay of a stolen token, or the victim after the
         // thief. Either way the family is revoked.

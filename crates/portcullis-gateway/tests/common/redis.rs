@@ -12,6 +12,8 @@ use tokio::process::{Child, Command};
 pub struct RedisServer {
     pub addr: SocketAddr,
     child: Option<Child>,
+    /// Becomes true when the server logs "Cluster state changed: ok".
+    cluster_ok: tokio::sync::watch::Receiver<bool>,
 }
 
 fn free_port() -> u16 {
@@ -49,9 +51,17 @@ impl RedisServer {
                 None => panic!("redis-server exited before it was ready (port {port} taken?)"),
             }
         }
-        // Keep draining its output so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        RedisServer { addr: SocketAddr::from(([127, 0, 0, 1], port)), child: Some(child) }
+        // Keep draining its output so it never blocks on a full pipe, and
+        // note when a cluster node says its cluster serves every slot.
+        let (ok_tx, cluster_ok) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok(Some(l)) = lines.next_line().await {
+                if l.contains("Cluster state changed: ok") {
+                    let _ = ok_tx.send(true);
+                }
+            }
+        });
+        RedisServer { addr: SocketAddr::from(([127, 0, 0, 1], port)), child: Some(child), cluster_ok }
     }
 
     pub fn url(&self) -> String {
@@ -114,6 +124,11 @@ impl RedisCluster {
         let out = Command::new("redis-cli").args(&args).output().await.unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("All 16384 slots covered"), "cluster create failed: {text}");
+        // redis-cli returns once the slots are assigned; each node serves
+        // them only after it logs that the cluster state is ok.
+        for n in &mut nodes {
+            n.cluster_ok.wait_for(|ok| *ok).await.unwrap();
+        }
         RedisCluster { nodes, _dir: dir }
     }
 
