@@ -67,6 +67,9 @@ pub enum RejectionKind {
     LoginLocked,
     /// A refresh token that is unknown, expired, revoked or used before (C24).
     InvalidGrant,
+    /// A cookie-authenticated unsafe request without the session's CSRF
+    /// token, or from another origin (C10).
+    CsrfFailed,
     /// The upstream did not answer in time (C14).
     UpstreamTimeout,
     /// The upstream could not be reached.
@@ -105,6 +108,7 @@ impl RejectionKind {
         RejectionKind::InvalidCredentials,
         RejectionKind::LoginLocked,
         RejectionKind::InvalidGrant,
+        RejectionKind::CsrfFailed,
         RejectionKind::UpstreamTimeout,
         RejectionKind::UpstreamUnavailable,
         RejectionKind::UpstreamError,
@@ -145,6 +149,7 @@ impl RejectionKind {
             InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", "Unauthorized"),
             LoginLocked => (StatusCode::TOO_MANY_REQUESTS, "login_locked", "Too Many Requests"),
             InvalidGrant => (StatusCode::UNAUTHORIZED, "invalid_grant", "Unauthorized"),
+            CsrfFailed => (StatusCode::FORBIDDEN, "csrf_failed", "Forbidden"),
             UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "Gateway Timeout"),
             UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "upstream_unavailable", "Bad Gateway"),
             UpstreamError => (StatusCode::INTERNAL_SERVER_ERROR, "upstream_error", "Internal Server Error"),

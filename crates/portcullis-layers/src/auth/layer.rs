@@ -5,7 +5,11 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use tower::{Layer, Service};
 
-use super::{Bearer, IdentityHeaders, Verifier, bearer};
+use super::session::{
+    SessionCookie, SessionLookup, SessionSource, csrf_ok, take_session_cookie, unsafe_method,
+};
+use super::{Bearer, Identity, IdentityHeaders, Verifier, bearer};
+use crate::client::ClientInfo;
 use crate::future::{FastOrBoxed, OrReject};
 use crate::rejection::{Rejection, RejectionKind};
 use crate::request_id::RequestId;
@@ -23,6 +27,7 @@ struct Inner {
     verifier: Option<Arc<Verifier>>,
     headers: IdentityHeaders,
     forward_token: bool,
+    sessions: Option<Arc<dyn SessionSource>>,
 }
 
 impl AuthLayer {
@@ -30,19 +35,31 @@ impl AuthLayer {
     /// routes always answer 401) and these identity headers. The bearer
     /// token is not forwarded to the upstream unless [`AuthLayer::forward_token`].
     pub fn new(verifier: Option<Arc<Verifier>>, headers: IdentityHeaders) -> AuthLayer {
-        AuthLayer { inner: Arc::new(Inner { verifier, headers, forward_token: false }) }
+        AuthLayer { inner: Arc::new(Inner { verifier, headers, forward_token: false, sessions: None }) }
+    }
+
+    fn with(self, f: impl FnOnce(&mut Inner)) -> AuthLayer {
+        let i = &self.inner;
+        let mut inner = Inner {
+            verifier: i.verifier.clone(),
+            headers: i.headers.clone(),
+            forward_token: i.forward_token,
+            sessions: i.sessions.clone(),
+        };
+        f(&mut inner);
+        AuthLayer { inner: Arc::new(inner) }
     }
 
     /// Whether the `Authorization: Bearer` header reaches the upstream.
     pub fn forward_token(self, yes: bool) -> AuthLayer {
-        let i = &self.inner;
-        AuthLayer {
-            inner: Arc::new(Inner {
-                verifier: i.verifier.clone(),
-                headers: i.headers.clone(),
-                forward_token: yes,
-            }),
-        }
+        self.with(|i| i.forward_token = yes)
+    }
+
+    /// Accepts a session cookie wherever a bearer token is accepted (C25),
+    /// with the CSRF checks for unsafe methods (C10); see
+    /// [`super::session`].
+    pub fn sessions(self, source: Arc<dyn SessionSource>) -> AuthLayer {
+        self.with(|i| i.sessions = Some(source))
     }
 }
 
@@ -75,6 +92,8 @@ struct Presented {
     access: Access,
     /// `None`: no bearer token; `Some(Err)`: a malformed Authorization header.
     token: Option<Result<String, ()>>,
+    /// The session cookie (taken off the forwarded `Cookie` header).
+    cookie: SessionCookie,
 }
 
 impl Inner {
@@ -94,7 +113,84 @@ impl Inner {
         if !self.forward_token && token.is_some() {
             req.headers_mut().remove(header::AUTHORIZATION);
         }
-        Presented { access, token }
+        let cookie = match &self.sessions {
+            Some(s) => take_session_cookie(req.headers_mut(), s.cookie_name()),
+            None => SessionCookie::Absent,
+        };
+        Presented { access, token, cookie }
+    }
+
+    /// The decision for a request authenticated by its session cookie
+    /// (no bearer token): the CSRF checks on unsafe methods, then the same
+    /// authorization as a token.
+    fn decide_session<B, ResBody: From<Bytes>>(
+        &self,
+        req: &mut Request<B>,
+        p: &Presented,
+        lookup: SessionLookup,
+    ) -> Result<(), Response<ResBody>> {
+        let id = req.extensions().get::<RequestId>();
+        let protected = matches!(p.access, Access::Protected(_));
+        let session = match lookup {
+            SessionLookup::Found(s) => s,
+            SessionLookup::NotFound if protected => {
+                return Err(refuse(RejectionKind::Unauthenticated, id, "Bearer"));
+            }
+            SessionLookup::Unavailable if protected => {
+                tracing::error!(target: "portcullis::auth", request_id = id.map(RequestId::as_str), "session store unavailable; answering 503");
+                return Err(Rejection::new(RejectionKind::Unavailable).into_response(id));
+            }
+            SessionLookup::NotFound | SessionLookup::Unavailable => return Ok(()),
+        };
+        if unsafe_method(req.method()) {
+            let https = req.extensions().get::<ClientInfo>().is_some_and(|c| c.https);
+            let host = match req.headers().get(header::HOST) {
+                Some(h) => h.as_bytes(),
+                None => req.uri().authority().map_or(&b""[..], |a| a.as_str().as_bytes()),
+            };
+            if !csrf_ok(req.headers(), &session.csrf, https, host) {
+                if !protected {
+                    // A public route goes on, but not as this session.
+                    return Ok(());
+                }
+                tracing::warn!(
+                    target: "portcullis::auth",
+                    request_id = id.map(RequestId::as_str),
+                    event = "csrf_failed",
+                    "cookie-authenticated request without a valid CSRF token or from another origin"
+                );
+                return Err(Rejection::new(RejectionKind::CsrfFailed).into_response(id));
+            }
+        }
+        self.admit(req, &p.access, session.identity)
+    }
+
+    /// Authorization of a verified identity against the route's rule
+    /// (C26 C27), then the identity headers (C23).
+    fn admit<B, ResBody: From<Bytes>>(
+        &self,
+        req: &mut Request<B>,
+        access: &Access,
+        identity: Arc<Identity>,
+    ) -> Result<(), Response<ResBody>> {
+        if let Access::Protected(rule) = access {
+            let admitted = match req.extensions().get::<MatchedRoute>() {
+                Some(m) => rule.admits(&identity.subject, &identity.roles, m),
+                None => rule.roles.is_empty() && rule.owner.is_none(),
+            };
+            if !admitted {
+                let id = req.extensions().get::<RequestId>();
+                tracing::info!(
+                    target: "portcullis::auth",
+                    request_id = id.map(RequestId::as_str),
+                    "identity lacks the route's role or ownership"
+                );
+                return Err(refuse(RejectionKind::Forbidden, id, "Bearer error=\"insufficient_scope\""));
+            }
+        }
+        self.headers.apply(req.headers_mut(), &identity);
+        req.extensions_mut().insert(identity);
+        Ok(())
     }
 
     /// The decision once the token is verified (`verified` is `None` when
@@ -107,7 +203,7 @@ impl Inner {
         verified: Option<Result<Arc<super::Identity>, super::TokenError>>,
     ) -> Result<(), Response<ResBody>> {
         let id = req.extensions().get::<RequestId>();
-        if let Access::Protected(rule) = &p.access {
+        if let Access::Protected(_) = &p.access {
             let identity = match (p.token, verified) {
                 (None, _) => {
                     return Err(refuse(RejectionKind::Unauthenticated, id, "Bearer"));
@@ -127,25 +223,12 @@ impl Inner {
                     return Err(refuse(RejectionKind::InvalidToken, id, "Bearer error=\"invalid_token\""));
                 }
             };
-            let admitted = match req.extensions().get::<MatchedRoute>() {
-                Some(m) => rule.admits(&identity.subject, &identity.roles, m),
-                None => rule.roles.is_empty() && rule.owner.is_none(),
-            };
-            if !admitted {
-                tracing::info!(
-                    target: "portcullis::auth",
-                    request_id = id.map(RequestId::as_str),
-                    "identity lacks the route's role or ownership"
-                );
-                return Err(refuse(RejectionKind::Forbidden, id, "Bearer error=\"insufficient_scope\""));
-            }
-            self.headers.apply(req.headers_mut(), &identity);
-            req.extensions_mut().insert(identity);
+            self.admit(req, &p.access, identity)
         } else if let Some(Ok(identity)) = verified {
-            self.headers.apply(req.headers_mut(), &identity);
-            req.extensions_mut().insert(identity);
+            self.admit(req, &p.access, identity)
+        } else {
+            Ok(())
         }
-        Ok(())
     }
 }
 
@@ -166,6 +249,26 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let presented = self.auth.present(&mut req);
+        // No bearer token but a session cookie: the store is asked.
+        if presented.token.is_none()
+            && let (SessionCookie::Id(_), Some(_)) = (&presented.cookie, &self.auth.sessions)
+        {
+            let auth = self.auth.clone();
+            let clone = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, clone);
+            return FastOrBoxed::Boxed {
+                fut: Box::pin(async move {
+                    let lookup = match (&presented.cookie, &auth.sessions) {
+                        (SessionCookie::Id(sid), Some(src)) => src.lookup(sid).await,
+                        _ => SessionLookup::NotFound,
+                    };
+                    match auth.decide_session(&mut req, &presented, lookup) {
+                        Ok(()) => inner.call(req).await,
+                        Err(res) => Ok(res),
+                    }
+                }),
+            };
+        }
         // Decided now when there is nothing to verify or the token is in
         // the cache; a signature check (and perhaps a JWKS fetch) is awaited.
         let verified = match (&presented.token, &self.auth.verifier) {

@@ -29,6 +29,7 @@ mod jwks;
 mod jwt;
 mod keys;
 mod layer;
+pub mod session;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
@@ -42,6 +43,7 @@ pub use jwks::{Fetch, FetchFuture, Fetched, Jwks, JwksOptions, JwksStats};
 pub use jwt::{Identity, JwtPolicy, Parsed, TokenError, parse};
 pub use keys::{KeySet, SUPPORTED, VerifyKey, algorithm, algorithm_name};
 pub use layer::{AuthLayer, AuthService};
+pub use session::{SessionAuth, SessionLookup, SessionSource};
 
 pub use jsonwebtoken::Algorithm;
 

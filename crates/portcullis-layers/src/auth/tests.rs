@@ -759,3 +759,182 @@ fn alg_names_round_trip() {
     assert_eq!(algorithm("none"), None);
     assert_eq!(algorithm("HS256"), None);
 }
+
+// ---- session cookies (C25) and CSRF (C10) in the layer ----
+
+#[derive(Debug)]
+struct FakeSessions {
+    lookups: AtomicUsize,
+    down: bool,
+}
+
+const SID: &str = "sessionidsessionidsessionidsessionid0123456";
+const CSRF: &str = "csrf-token-of-the-session";
+
+impl session::SessionSource for FakeSessions {
+    fn cookie_name(&self) -> &str {
+        "__Host-session"
+    }
+    fn lookup<'a>(&'a self, id: &'a str) -> session::LookupFuture<'a> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if self.down {
+                return SessionLookup::Unavailable;
+            }
+            if id != SID {
+                return SessionLookup::NotFound;
+            }
+            let identity = Identity {
+                subject: "carol".into(),
+                roles: vec!["user".into()],
+                claims: serde_json::Map::new(),
+                expires: 0,
+            };
+            SessionLookup::Found(SessionAuth { identity: Arc::new(identity), csrf: CSRF.into() })
+        })
+    }
+}
+
+async fn call_with_sessions(req: Request<Body>, down: bool) -> (StatusCode, Value, Option<http::HeaderMap>) {
+    let table = RouteTable::new(vec![
+        Route::new(PathPattern::parse("/public").unwrap(), Access::Public),
+        Route::new(PathPattern::parse("/admin/**").unwrap(), protected(&["admin"], None)),
+        Route::new(PathPattern::parse("/users/{id}").unwrap(), protected(&[], Some("id"))),
+        Route::new(PathPattern::parse("/me").unwrap(), protected(&[], None)),
+    ]);
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let seen2 = seen.clone();
+    let upstream = service_fn(move |req: Request<Body>| {
+        *seen2.lock().unwrap() = Some(req.headers().clone());
+        async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::from(bytes::Bytes::from_static(b"{}"))))
+        }
+    });
+    let sessions = Arc::new(FakeSessions { lookups: AtomicUsize::new(0), down });
+    let verifier = Arc::new(verifier(&clock()));
+    let svc = RouteLayer::new(table)
+        .layer(AuthLayer::new(Some(verifier), IdentityHeaders::default()).sessions(sessions).layer(upstream));
+    let res = svc.oneshot(req).await.unwrap();
+    let status = res.status();
+    let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let upstream_saw = seen.lock().unwrap().clone();
+    (status, v, upstream_saw)
+}
+
+fn with_cookie(method: Method, path: &str, cookie: &str, extra: &[(&str, &str)]) -> Request<Body> {
+    let mut r =
+        Request::builder().method(method).uri(path).header("host", "gw.test").header("cookie", cookie);
+    for (k, v) in extra {
+        r = r.header(*k, *v);
+    }
+    r.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn c25_a_session_cookie_authenticates_like_a_token_and_is_not_forwarded() {
+    let cookie = format!("theme=dark; __Host-session={SID}");
+    let (s, _, up) = call_with_sessions(with_cookie(Method::GET, "/me", &cookie, &[]), false).await;
+    assert_eq!(s, StatusCode::OK);
+    let up = up.unwrap();
+    assert_eq!(up["x-auth-subject"], "carol");
+    assert_eq!(up["x-auth-roles"], "user");
+    assert_eq!(up["cookie"], "theme=dark", "the session cookie stays at the gateway");
+    // Roles and ownership apply unchanged.
+    assert_eq!(
+        call_with_sessions(with_cookie(Method::GET, "/admin/x", &cookie, &[]), false).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call_with_sessions(with_cookie(Method::GET, "/users/carol", &cookie, &[]), false).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call_with_sessions(with_cookie(Method::GET, "/users/dave", &cookie, &[]), false).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // Unknown, malformed, doubled: no session, 401, never forwarded.
+    for bad in [
+        "__Host-session=unknownunknownunknownunknownunknownunknown12".to_owned(),
+        "__Host-session=../../etc".to_owned(),
+        format!("__Host-session={SID}; __Host-session={SID}"),
+        format!("__Host-session={}", "a".repeat(500)),
+    ] {
+        let (s, v, up) = call_with_sessions(with_cookie(Method::GET, "/me", &bad, &[]), false).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")), "{bad}");
+        assert!(up.is_none());
+        assert!(!v.to_string().contains("etc") && !v.to_string().contains("aaaa"), "no echo: {v}");
+    }
+    // A store that can't be reached: 503 where a session is needed, never a pass.
+    let (s, v, up) = call_with_sessions(with_cookie(Method::GET, "/me", &cookie, &[]), true).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")));
+    assert!(up.is_none());
+    // ... and on a public route the request goes on without an identity.
+    let (s, _, up) = call_with_sessions(with_cookie(Method::GET, "/public", &cookie, &[]), true).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(up.unwrap().get("x-auth-subject").is_none());
+    // Client-sent identity headers are stripped on the cookie path too.
+    let (_, _, up) = call_with_sessions(
+        with_cookie(Method::GET, "/me", &cookie, &[("x-auth-subject", "admin"), ("x_auth_roles", "admin")]),
+        false,
+    )
+    .await;
+    let up = up.unwrap();
+    assert_eq!(up["x-auth-subject"], "carol");
+    assert!(up.get("x_auth_roles").is_none());
+}
+
+#[tokio::test]
+async fn c10_cookie_authenticated_unsafe_methods_need_the_csrf_checks() {
+    let cookie = format!("__Host-session={SID}");
+    let same = [("x-csrf-token", CSRF), ("sec-fetch-site", "same-origin")];
+    for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+        let (s, v, up) = call_with_sessions(with_cookie(m.clone(), "/me", &cookie, &[]), false).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("csrf_failed")), "{m}");
+        assert!(up.is_none(), "{m}: the upstream never sees it");
+        assert!(v["request_id"].is_null() || v["request_id"].is_string());
+        let (s, _, _) = call_with_sessions(with_cookie(m.clone(), "/me", &cookie, &same), false).await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+        // The token from another site's page: Sec-Fetch-Site or Origin says so.
+        for bad in [
+            vec![("x-csrf-token", CSRF), ("sec-fetch-site", "cross-site")],
+            vec![("x-csrf-token", CSRF), ("sec-fetch-site", "same-site")],
+            vec![("x-csrf-token", CSRF), ("origin", "https://evil.test")],
+            vec![("x-csrf-token", "guess"), ("sec-fetch-site", "same-origin")],
+        ] {
+            let (s, v, up) = call_with_sessions(with_cookie(m.clone(), "/me", &cookie, &bad), false).await;
+            assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("csrf_failed")), "{m} {bad:?}");
+            assert!(up.is_none());
+        }
+        // Neither header (a non-browser client): the token alone.
+        let (s, _, _) =
+            call_with_sessions(with_cookie(m.clone(), "/me", &cookie, &[("x-csrf-token", CSRF)]), false)
+                .await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+    }
+    // Safe methods need no token.
+    for m in [Method::GET, Method::HEAD] {
+        assert_eq!(call_with_sessions(with_cookie(m, "/me", &cookie, &[]), false).await.0, StatusCode::OK);
+    }
+    // A bearer token is not subject to CSRF (a browser never adds one by
+    // itself), and wins over the cookie.
+    let token = bearer_for(&claims());
+    let (s, _, up) = call_with_sessions(
+        with_cookie(
+            Method::POST,
+            "/me",
+            &cookie,
+            &[("authorization", &token), ("sec-fetch-site", "cross-site")],
+        ),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(up.unwrap()["x-auth-subject"], "alice");
+    // A public route: a failed check drops the identity instead of refusing.
+    let (s, _, up) = call_with_sessions(with_cookie(Method::POST, "/public", &cookie, &[]), false).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(up.unwrap().get("x-auth-subject").is_none());
+    let (_, _, up) = call_with_sessions(with_cookie(Method::POST, "/public", &cookie, &same), false).await;
+    assert_eq!(up.unwrap()["x-auth-subject"], "carol");
+}

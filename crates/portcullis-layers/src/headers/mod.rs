@@ -24,9 +24,11 @@
 //! assert!(!headers.effective(false).iter().any(|(n, _)| n == "x-frame-options"));
 //! ```
 
+pub mod cookies;
 mod csp;
 mod layer;
 
+pub use cookies::{AddSecure, CookiePolicy, SameSite};
 pub use csp::{Csp, KNOWN_DIRECTIVES};
 pub use layer::{SecurityHeadersLayer, SecurityHeadersService};
 
@@ -97,6 +99,7 @@ impl Hsts {
 pub struct SecurityHeaders {
     fixed: Vec<(HeaderName, HeaderValue)>,
     hsts: Option<HeaderValue>,
+    cookies: Option<CookiePolicy>,
 }
 
 impl SecurityHeaders {
@@ -108,12 +111,19 @@ impl SecurityHeaders {
         for (n, v) in HELMET_DEFAULTS {
             fixed.push((HeaderName::from_static(n), HeaderValue::from_static(v)));
         }
-        SecurityHeaders { fixed, hsts: Some(Hsts::default().value()) }
+        SecurityHeaders { fixed, hsts: Some(Hsts::default().value()), cookies: None }
     }
 
     /// No headers at all (fingerprint headers are still removed).
     pub fn empty() -> Self {
-        SecurityHeaders { fixed: Vec::new(), hsts: None }
+        SecurityHeaders { fixed: Vec::new(), hsts: None, cookies: None }
+    }
+
+    /// Hardens every `Set-Cookie` of a response per `policy` (C9; see
+    /// [`cookies`]). Off unless set.
+    pub fn harden_cookies(mut self, policy: CookiePolicy) -> Self {
+        self.cookies = Some(policy);
+        self
     }
 
     /// Sets (or replaces) a header.
@@ -189,6 +199,9 @@ impl SecurityHeaders {
                 // Never over plain HTTP, and never the upstream's when removed.
                 headers.remove(http::header::STRICT_TRANSPORT_SECURITY);
             }
+        }
+        if let Some(c) = &self.cookies {
+            cookies::harden_all(headers, c, https);
         }
     }
 }
