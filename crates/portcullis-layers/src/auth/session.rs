@@ -209,7 +209,9 @@ mod tests {
     #[test]
     fn c25_the_session_cookie_is_read_once_and_never_forwarded() {
         let id = SessionCookie::Id(SID.to_owned());
-        let table: Vec<(Vec<&[u8]>, SessionCookie, Vec<&[u8]>)> = vec![
+        // (Cookie headers sent, what is read, Cookie headers forwarded)
+        type Case = (Vec<&'static [u8]>, SessionCookie, Vec<&'static [u8]>);
+        let table: Vec<Case> = vec![
             (vec![], SessionCookie::Absent, vec![]),
             (vec![b"a=1; b=2"], SessionCookie::Absent, vec![b"a=1; b=2"]),
             (vec![format!("{NAME}={SID}").into_bytes().leak()], id.clone(), vec![]),

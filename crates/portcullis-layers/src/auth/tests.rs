@@ -816,7 +816,10 @@ async fn call_with_sessions(req: Request<Body>, down: bool) -> (StatusCode, Valu
         .layer(AuthLayer::new(Some(verifier), IdentityHeaders::default()).sessions(sessions).layer(upstream));
     let res = svc.oneshot(req).await.unwrap();
     let status = res.status();
-    let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+    let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(res.into_body(), 1 << 16))
+        .await
+        .unwrap()
+        .to_bytes();
     let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let upstream_saw = seen.lock().unwrap().clone();
     (status, v, upstream_saw)
