@@ -795,6 +795,7 @@ impl session::SessionSource for FakeSessions {
     }
 }
 
+#[allow(clippy::disallowed_methods)] // bounded by Limited
 async fn call_with_sessions(req: Request<Body>, down: bool) -> (StatusCode, Value, Option<http::HeaderMap>) {
     let table = RouteTable::new(vec![
         Route::new(PathPattern::parse("/public").unwrap(), Access::Public),
