@@ -146,7 +146,25 @@ impl Metrics {
                     &s.store_errors,
                 ),
             ];
-            for (name, help, n) in rows {
+            let mut all: Vec<(&str, &str, &std::sync::atomic::AtomicU64)> = rows.to_vec();
+            if let Some(sessions) = id.sessions() {
+                let st = &sessions.stats;
+                all.extend([
+                    ("portcullis_sessions_started_total", "Cookie sessions started (C25).", &st.started),
+                    ("portcullis_sessions_ended_total", "Cookie sessions ended by logout (C25).", &st.ended),
+                    (
+                        "portcullis_sessions_expired_total",
+                        "Cookie sessions found idle, past their absolute timeout, or outlived by a change of their user (C25).",
+                        &st.expired,
+                    ),
+                    (
+                        "portcullis_sessions_store_errors_total",
+                        "Session store failures, answered 503 where a session was needed.",
+                        &st.store_errors,
+                    ),
+                ]);
+            }
+            for (name, help, n) in all {
                 let _ = writeln!(o, "# HELP {name} {help}");
                 let _ = writeln!(o, "# TYPE {name} counter");
                 let _ = writeln!(o, "{name} {}", n.load(Ordering::Relaxed));

@@ -121,7 +121,10 @@ pub fn build(
 ) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
     let metrics = Metrics::new();
     let rate_limit = rate_limit_layer(cfg, clock.clone());
-    let (auth, jwks) = auth_layer(cfg, clock);
+    let (mut auth, jwks) = auth_layer(cfg, clock);
+    if let Some(s) = identity.as_ref().and_then(|i| i.sessions()) {
+        auth = auth.sessions(s.clone()); // C25 C10
+    }
     if let Some(j) = jwks {
         metrics.watch_jwks(j);
     }

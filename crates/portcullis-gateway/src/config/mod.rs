@@ -11,6 +11,7 @@
 //! only loads the text and calls the sections in order.
 
 mod auth;
+mod cookies;
 mod cors;
 mod errors;
 mod headers;
@@ -25,6 +26,7 @@ mod ratelimit;
 mod routes;
 pub mod secret;
 mod server;
+mod sessions;
 mod state;
 mod units;
 mod upstream;
@@ -47,6 +49,7 @@ pub use ratelimit::{RateLimitConfig, StoreKind};
 pub use routes::RoutesConfig;
 pub use secret::Secret;
 pub use server::{ServerConfig, TlsConfig};
+pub use sessions::{SessionStoreKind, SessionsConfig};
 pub use state::{RedisConfig, StateConfig};
 pub use upstream::UpstreamConfig;
 
@@ -70,10 +73,12 @@ const SECTIONS: &[&str] = &[
     "input",
     "openapi",
     "identity",
+    "sessions",
+    "cookies",
 ];
 /// Sections of issues not built yet: refused with a clear message, so a
 /// policy written for them is never silently not enforced.
-const PLANNED: &[&str] = &["sessions", "session", "cookies", "csrf"];
+const PLANNED: &[&str] = &["session", "csrf"];
 
 /// Validates a configuration text. `base` resolves relative file paths;
 /// `env` looks up `${VAR}` secrets.
@@ -113,6 +118,9 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let state: state::RawState = section("state", &doc, &mut p);
     let identity: Option<identity::RawIdentity> =
         doc.contains_key("identity").then(|| section("identity", &doc, &mut p));
+    let sessions: Option<sessions::RawSessions> =
+        doc.contains_key("sessions").then(|| section("sessions", &doc, &mut p));
+    let cookies: cookies::RawCookies = section("cookies", &doc, &mut p);
     let rl_options: ratelimit::RawRateLimitOptions = section("rate_limit_options", &doc, &mut p);
     let rl_rules = table_array("rate_limit", &doc, &mut p);
     let routes_opts: routes::RawRoutes = section("routes", &doc, &mut p);
@@ -133,6 +141,9 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     let state = state::validate(state, env, &mut p);
     let identity_on = identity.is_some();
     let identity = identity::validate(identity, &state, base, env, &mut p);
+    let sessions = sessions::validate(sessions, identity_on, &state, &mut p);
+    let cookies = cookies::validate(cookies, &mut p);
+    let headers = headers.map(|h| h.harden_cookies(cookies.clone()));
     // Tokens come from an external IdP ([auth.jwt]), from Portcullis
     // itself ([identity]), or both: either makes protected routes reachable.
     let jwt_configured = auth.jwt.is_some() || identity_on;
@@ -176,7 +187,7 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
         policies,
         extra,
         jwt_configured,
-        identity_on,
+        routes::OwnEndpoints { identity: identity_on, sessions: sessions.is_some() },
         &mut p,
         &mut warnings,
     );
@@ -213,6 +224,8 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
             auth,
             input,
             identity,
+            sessions,
+            cookies,
             warnings,
         }),
         _ => {
@@ -256,6 +269,11 @@ pub struct Config {
     pub input: InputConfig,
     /// `[identity]`: the built-in identity provider, when on.
     pub identity: Option<IdentityConfig>,
+    /// `[sessions]`: cookie sessions, when on.
+    pub sessions: Option<SessionsConfig>,
+    /// `[cookies]`: how the upstream's `Set-Cookie` headers are hardened
+    /// (already applied to `headers`; kept for `check`).
+    pub cookies: portcullis_layers::headers::CookiePolicy,
     /// What is valid but probably not meant (`check` prints these, `serve`
     /// logs them).
     pub warnings: Problems,
@@ -300,7 +318,7 @@ impl Config {
     /// renders itself, in the order of the reference documentation.
     pub fn render(&self) -> String {
         let mut o = String::new();
-        let sections: [fn(&Config, &mut String); 13] = [
+        let sections: [fn(&Config, &mut String); 15] = [
             server::render,
             upstream::render,
             limits::render,
@@ -312,6 +330,8 @@ impl Config {
             routes::render,
             auth::render,
             identity::render,
+            sessions::render,
+            cookies::render,
             input::render,
             errors::render,
         ];

@@ -63,11 +63,20 @@ super::units::keywords! {
     UnmatchedKeyword => Unmatched { "not_found" => Unmatched::NotFound, "insecure_pass_through" => Unmatched::InsecurePassThrough }
 }
 
+/// Which of Portcullis' own endpoints are on.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OwnEndpoints {
+    /// `[identity]`: login, refresh, logout, JWKS.
+    pub(super) identity: bool,
+    /// `[sessions]`: `/auth/session`.
+    pub(super) sessions: bool,
+}
+
 /// Validates `[routes]` and the `[[route]]` list. `jwt_configured` says
 /// whether tokens can be verified (`[auth.jwt]` or `[identity]`): a
 /// protected route without either could never be reached, which is refused
-/// as a mistake. With `identity`, the identity endpoints come first in the
-/// table (public; their requests never reach the upstream).
+/// as a mistake. Portcullis' own endpoints ([`OwnEndpoints`]) come first
+/// in the table; their requests never reach the upstream.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn validate(
     opts: RawRoutes,
@@ -75,7 +84,7 @@ pub(super) fn validate(
     policies: Vec<Option<InputPolicy>>,
     extra: Vec<(String, Route)>,
     jwt_configured: bool,
-    identity: bool,
+    own: OwnEndpoints,
     p: &mut Problems,
     warnings: &mut Problems,
 ) -> Option<RoutesConfig> {
@@ -87,11 +96,12 @@ pub(super) fn validate(
     };
     let mut built = Vec::new();
     let mut names: Vec<String> = Vec::new();
-    if identity {
-        for (endpoint, method, path) in crate::identity::service::Endpoint::ALL {
-            let Ok(pattern) = PathPattern::parse(path) else { continue };
+    for (endpoint, method, path) in crate::identity::service::Endpoint::ALL {
+        let on = if endpoint.is_session() { own.sessions } else { own.identity };
+        let Ok(pattern) = PathPattern::parse(path) else { continue };
+        if on {
             built.push(
-                Route::new(pattern, Access::Public).methods(vec![method.clone()]).with_policy(endpoint),
+                Route::new(pattern, endpoint.access()).methods(vec![method.clone()]).with_policy(endpoint),
             );
             names.push(format!("the identity endpoint {method} {path}"));
         }

@@ -245,6 +245,8 @@ fn docs_cover_every_key() {
         ("input", fields::<RawInput>()),
         ("openapi", fields::<RawOpenApi>()),
         ("identity", fields::<super::identity::RawIdentity>()),
+        ("sessions", fields::<super::sessions::RawSessions>()),
+        ("cookies", fields::<super::cookies::RawCookies>()),
     ];
     let mut total = 0;
     let mut known: Vec<String> = Vec::new();
@@ -514,4 +516,37 @@ fn keyword_fields_list_their_words_without_echoing() {
     want.sort();
     assert_eq!(got, want);
     assert!(!p.iter().any(|m| m.contains("s3cret") || m.contains("postgres") || m.contains("warn")), "{p:?}");
+}
+
+#[test]
+fn c25_c9_sessions_and_cookies_problems_are_located() {
+    let p = problems(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[upstream]
+url = "http://127.0.0.1:9"
+[sessions]
+store = "redis"
+cookie = "bad name"
+same_site = "off"
+idle_timeout = "2h"
+absolute_timeout = "1h"
+[cookies]
+secure = "sometimes"
+[[route]]
+path = "/**"
+public = true
+"#,
+    );
+    for want in [
+        "sessions: cookie sessions log in the built-in identity's users: add an [identity] section",
+        "sessions.store: \"redis\" needs [state] redis or redis_cluster",
+        "sessions.cookie: not a cookie name",
+        "sessions.same_site: \"lax\" or \"strict\"",
+        "sessions.idle_timeout: must not be longer than sessions.absolute_timeout",
+        "cookies.secure",
+    ] {
+        assert!(p.iter().any(|x| x.contains(want)), "missing {want:?} in:\n{p:?}");
+    }
 }

@@ -5,4 +5,5 @@
 pub mod keys;
 pub mod password;
 pub mod service;
+pub mod sessions;
 pub mod store;

@@ -50,16 +50,40 @@ pub enum Endpoint {
     Logout,
     /// `GET /.well-known/jwks.json`.
     Jwks,
+    /// `POST /auth/session`: a login that starts a cookie session (C25).
+    SessionLogin,
+    /// `GET /auth/session`: the session's subject, roles and CSRF token.
+    SessionInfo,
+    /// `DELETE /auth/session`: ends the session.
+    SessionLogout,
 }
 
 impl Endpoint {
     /// Every endpoint with its method and path.
-    pub const ALL: [(Endpoint, Method, &'static str); 4] = [
+    pub const ALL: [(Endpoint, Method, &'static str); 7] = [
         (Endpoint::Login, Method::POST, "/auth/login"),
         (Endpoint::Refresh, Method::POST, "/auth/refresh"),
         (Endpoint::Logout, Method::POST, "/auth/logout"),
         (Endpoint::Jwks, Method::GET, "/.well-known/jwks.json"),
+        (Endpoint::SessionLogin, Method::POST, "/auth/session"),
+        (Endpoint::SessionInfo, Method::GET, "/auth/session"),
+        (Endpoint::SessionLogout, Method::DELETE, "/auth/session"),
     ];
+
+    /// Whether this is a `[sessions]` endpoint.
+    pub fn is_session(self) -> bool {
+        matches!(self, Endpoint::SessionLogin | Endpoint::SessionInfo | Endpoint::SessionLogout)
+    }
+
+    /// Its access rule: reading or ending a session needs one (and, for
+    /// `DELETE`, the CSRF checks); everything else is public.
+    pub fn access(self) -> portcullis_layers::route::Access {
+        use portcullis_layers::route::{Access, Authz};
+        match self {
+            Endpoint::SessionInfo | Endpoint::SessionLogout => Access::Protected(Authz::default()),
+            _ => Access::Public,
+        }
+    }
 }
 
 /// Counters for `/metrics` and the security log (C31).
@@ -284,6 +308,8 @@ pub struct IdentityService {
     hasher: Hasher,
     locks: Locks,
     clock: Arc<dyn Clock>,
+    /// Cookie sessions (`[sessions]`), when on.
+    sessions: Option<Arc<super::sessions::Sessions>>,
     /// Counters.
     pub stats: IdentityStats,
 }
@@ -326,6 +352,15 @@ impl IdentityService {
             }
             None => Locks::Memory(MemoryLocks { cfg: cfg.lockout, entries: Mutex::new(HashMap::new()) }),
         };
+        let sessions = match &config.sessions {
+            Some(sc) => {
+                let redis = config.state.redis.as_ref().map(|r| (r, config.state.redis_timeout));
+                let s = super::sessions::Sessions::new(sc.clone(), redis, store.clone(), clock.clone())
+                    .map_err(StoreError::Unavailable)?;
+                Some(Arc::new(s))
+            }
+            None => None,
+        };
         Ok(IdentityService {
             cfg: cfg.clone(),
             subject_claim,
@@ -334,8 +369,14 @@ impl IdentityService {
             hasher,
             locks,
             clock,
+            sessions,
             stats: IdentityStats::default(),
         })
+    }
+
+    /// The session manager (`[sessions]`), for the authentication layer.
+    pub fn sessions(&self) -> Option<&Arc<super::sessions::Sessions>> {
+        self.sessions.as_ref()
     }
 
     /// The signing key.
@@ -349,6 +390,12 @@ impl IdentityService {
         let client = req.extensions().get::<ClientInfo>().map(|c| c.ip);
         let out = match endpoint {
             Endpoint::Jwks => Ok(self.jwks()),
+            Endpoint::SessionInfo => self.session_info(&req),
+            Endpoint::SessionLogout => {
+                let active = req.extensions().get::<portcullis_layers::auth::ActiveSession>().cloned();
+                self.session_logout(active).await
+            }
+            Endpoint::SessionLogin => self.session_login(req, client).await,
             _ => match read_json(req).await {
                 Err(refusal) => Err(refusal),
                 Ok(body) => match endpoint {
@@ -391,6 +438,27 @@ impl IdentityService {
     async fn login(&self, body: &Value, client: Option<IpAddr>) -> Outcome {
         let username = field(body, "username", &["username", "password"])?;
         let password = field(body, "password", &["username", "password"])?;
+        let user = self.authenticate(username, password, client).await?;
+        let family = random_hex(16);
+        let (refresh, refresh_hash) = new_refresh_token();
+        let expires = self.refresh_expiry();
+        self.store
+            .start_family(&user.name, &family, &refresh_hash, expires)
+            .await
+            .map_err(|e| self.store_error(&e))?;
+        self.stats.logins.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(target: "portcullis::identity", event = "login", "login succeeded");
+        self.pair(&user.name, &user.roles, &refresh)
+    }
+
+    /// Checks a user name and password (C24) under the lockout (C15): the
+    /// user, or the refusal. One answer for unknown, wrong and disabled.
+    async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<super::store::User, Failure> {
         if username.is_empty() || username.len() > MAX_USERNAME_BYTES {
             return Err(bad("/body/username", "length"));
         }
@@ -430,16 +498,102 @@ impl IdentityService {
             }
         };
         self.locks.succeed(&account_key).await.map_err(down)?;
-        let family = random_hex(16);
-        let (refresh, refresh_hash) = new_refresh_token();
-        let expires = self.refresh_expiry();
-        self.store
-            .start_family(&user.name, &family, &refresh_hash, expires)
+        Ok(user)
+    }
+
+    /// `POST /auth/session`: a login (JSON or an HTML form) that starts a
+    /// cookie session (C25). A cross-site post is refused before any
+    /// password check (login CSRF, C10); a session cookie sent along is
+    /// ended, never carried over (fixation).
+    async fn session_login(&self, req: Request<Body>, client: Option<IpAddr>) -> Outcome {
+        let Some(sessions) = &self.sessions else { return Err((RejectionKind::NotFound, None, None)) };
+        let https = req.extensions().get::<ClientInfo>().is_some_and(|c| c.https);
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .map(|h| h.as_bytes().to_vec())
+            .or_else(|| req.uri().authority().map(|a| a.as_str().as_bytes().to_vec()))
+            .unwrap_or_default();
+        if !portcullis_layers::auth::session::same_origin(req.headers(), https, &host) {
+            tracing::warn!(target: "portcullis::identity", event = "csrf_failed", "cross-site session login refused");
+            return Err((RejectionKind::CsrfFailed, None, None));
+        }
+        let old = req.extensions().get::<portcullis_layers::auth::PresentedSession>().map(|p| p.0.clone());
+        let form = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|e| e.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        });
+        let body = if form { read_form(req).await? } else { read_json(req).await? };
+        let username = field(&body, "username", &["username", "password"])?;
+        let password = field(&body, "password", &["username", "password"])?;
+        let user = self.authenticate(username, password, client).await?;
+        if let Some(old) = old {
+            sessions.end(&old).await.map_err(|_| self.session_store_error())?;
+        }
+        let (id, rec) = sessions
+            .start(&user.name, &user.roles, user.generation)
             .await
-            .map_err(|e| self.store_error(&e))?;
+            .map_err(|_| self.session_store_error())?;
         self.stats.logins.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(target: "portcullis::identity", event = "login", "login succeeded");
-        self.pair(&user.name, &user.roles, &refresh)
+        tracing::info!(target: "portcullis::identity", event = "session_login", "session started");
+        let cfg = sessions.config();
+        let ttl = cfg.absolute_timeout.as_secs();
+        let body = json!({"csrf_token": rec.csrf, "expires_in": ttl});
+        let mut res = json_response(&body);
+        let cookie = format!(
+            "{}={id}; Path=/; Max-Age={ttl}; Secure; HttpOnly; SameSite={}",
+            cfg.cookie,
+            cfg.same_site.as_str()
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+        Ok(res)
+    }
+
+    /// `GET /auth/session`: who the session is, and its CSRF token.
+    fn session_info(&self, req: &Request<Body>) -> Outcome {
+        let (Some(active), Some(identity)) = (
+            req.extensions().get::<portcullis_layers::auth::ActiveSession>(),
+            req.extensions().get::<Arc<portcullis_layers::auth::Identity>>(),
+        ) else {
+            return Err((RejectionKind::Unauthenticated, None, None));
+        };
+        Ok(json_response(&json!({
+            "subject": identity.subject,
+            "roles": identity.roles,
+            "csrf_token": active.csrf,
+        })))
+    }
+
+    /// `DELETE /auth/session`: ends the session server-side and clears the
+    /// cookie.
+    async fn session_logout(&self, active: Option<portcullis_layers::auth::ActiveSession>) -> Outcome {
+        let (Some(sessions), Some(active)) = (&self.sessions, active) else {
+            return Err((RejectionKind::Unauthenticated, None, None));
+        };
+        sessions.end(&active.id).await.map_err(|_| self.session_store_error())?;
+        sessions.stats.ended.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(target: "portcullis::identity", event = "session_logout", "session ended");
+        let cfg = sessions.config();
+        let mut res = Response::new(Body::empty());
+        *res.status_mut() = StatusCode::NO_CONTENT;
+        let cookie = format!(
+            "{}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite={}",
+            cfg.cookie,
+            cfg.same_site.as_str()
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+        Ok(res)
+    }
+
+    fn session_store_error(&self) -> Failure {
+        self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(target: "portcullis::identity", "session store unavailable; answering 503");
+        (RejectionKind::Unavailable, None, None)
     }
 
     async fn refresh(&self, body: &Value) -> Outcome {
@@ -523,13 +677,7 @@ impl IdentityService {
             "expires_in": ttl,
             "refresh_token": refresh,
         });
-        let mut res = Response::new(Body::from(body.to_string()));
-        let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        // RFC 6749 section 5.1.
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        Ok(res)
+        Ok(json_response(&body))
     }
 
     fn store_error(&self, e: &StoreError) -> Failure {
@@ -542,6 +690,16 @@ impl IdentityService {
     pub fn store(&self) -> &Store {
         &self.store
     }
+}
+
+/// A JSON answer that no cache keeps (RFC 6749 section 5.1).
+fn json_response(body: &Value) -> Res {
+    let mut res = Response::new(Body::from(body.to_string()));
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
 }
 
 /// Puts `value` at a dotted claim path (`realm_access.roles`), creating
@@ -596,6 +754,19 @@ async fn read_json(req: Request<Body>) -> Result<Value, Failure> {
     parse_strict(&bytes, &limits).map_err(|_| (RejectionKind::MalformedInput, None, None))
 }
 
+/// An HTML form body (`application/x-www-form-urlencoded`) as a JSON
+/// object of strings, read as the input layer reads forms (prototype keys,
+/// repeats and bad encodings refused), at most [`MAX_BODY`] bytes.
+#[allow(clippy::disallowed_methods)] // bounded by `Limited`
+async fn read_form(req: Request<Body>) -> Result<Value, Failure> {
+    let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return Err((RejectionKind::BodyTooLarge, None, None)),
+    };
+    portcullis_layers::input::parse_urlencoded(&bytes, &portcullis_layers::input::QueryLimits::default())
+        .map_err(|_| (RejectionKind::MalformedInput, None, None))
+}
+
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     // aws-lc-rs' DRBG; it does not fail in practice, and a zeroed token
@@ -609,6 +780,11 @@ fn random_hex(n: usize) -> String {
     super::password::hex(&b[..n.min(32)])
 }
 
+/// 256 random bits, base64url (session ids, CSRF tokens).
+pub(crate) fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
 /// A new refresh token (256 random bits, base64url) and its stored hash.
 fn new_refresh_token() -> (String, String) {
     let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
@@ -616,6 +792,6 @@ fn new_refresh_token() -> (String, String) {
     (token, hash)
 }
 
-fn sha256_hex(s: &str) -> String {
+pub(crate) fn sha256_hex(s: &str) -> String {
     super::password::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes()).as_ref())
 }

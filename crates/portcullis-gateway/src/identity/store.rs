@@ -56,6 +56,26 @@ pub struct User {
     pub roles: Vec<String>,
     /// Disabled users can't log in or refresh.
     pub disabled: bool,
+    /// Bumped by every change of roles, password or state.
+    pub generation: i64,
+}
+
+/// A cookie session as stored (C25). The id itself is never stored, only
+/// its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionRecord {
+    /// The user.
+    pub subject: String,
+    /// Their roles at login.
+    pub roles: Vec<String>,
+    /// The synchronizer CSRF token.
+    pub csrf: String,
+    /// The user's generation at login.
+    pub generation: i64,
+    /// When it started (µs since the epoch).
+    pub created_us: u64,
+    /// When it was last used (µs since the epoch).
+    pub last_seen_us: u64,
 }
 
 /// The result of presenting a refresh token.
@@ -110,6 +130,14 @@ const MIGRATIONS: &[&[&str]] = &[
     &[
         "ALTER TABLE refresh_tokens ADD COLUMN used_at BIGINT NOT NULL DEFAULT 0",
         "ALTER TABLE refresh_tokens ADD COLUMN successor_hash TEXT",
+    ],
+    // 3: a user's generation (bumped by every change of roles, password or
+    // state: sessions of an older generation end) and cookie sessions
+    // (`[sessions] store = "database"`), keyed by the SHA-256 of their id.
+    &[
+        "ALTER TABLE users ADD COLUMN generation BIGINT NOT NULL DEFAULT 0",
+        "CREATE TABLE sessions (id_hash TEXT PRIMARY KEY, subject TEXT NOT NULL, roles TEXT NOT NULL, csrf TEXT NOT NULL, generation BIGINT NOT NULL, created_us BIGINT NOT NULL, last_seen_us BIGINT NOT NULL)",
+        "CREATE INDEX sessions_subject ON sessions (subject)",
     ],
 ];
 
@@ -209,20 +237,22 @@ impl Store {
 
     /// A user by name.
     pub async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT name, password_hash, roles, disabled FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let row =
+            sqlx::query("SELECT name, password_hash, roles, disabled, generation FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
         row.map(|r| user_of(&r)).transpose().map_err(unavailable)
     }
 
     /// Every user, by name.
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query("SELECT name, password_hash, roles, disabled FROM users ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let rows =
+            sqlx::query("SELECT name, password_hash, roles, disabled, generation FROM users ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
         rows.iter().map(user_of).collect::<Result<_, _>>().map_err(unavailable)
     }
 
@@ -230,7 +260,7 @@ impl Store {
     /// (tokens carrying the old roles must not be renewed).
     pub async fn set_roles(&self, name: &str, roles: &[String]) -> Result<(), StoreError> {
         self.update_user(
-            "UPDATE users SET roles = $1, updated_at = $2 WHERE name = $3",
+            "UPDATE users SET roles = $1, updated_at = $2, generation = generation + 1 WHERE name = $3",
             &roles.join(" "),
             name,
         )
@@ -240,7 +270,7 @@ impl Store {
     /// Replaces a user's password hash and revokes their families.
     pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
         self.update_user(
-            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE name = $3",
+            "UPDATE users SET password_hash = $1, updated_at = $2, generation = generation + 1 WHERE name = $3",
             password_hash,
             name,
         )
@@ -251,7 +281,7 @@ impl Store {
     pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
         let flag = if disabled { "1" } else { "0" };
         self.update_user(
-            "UPDATE users SET disabled = CAST($1 AS BIGINT), updated_at = $2 WHERE name = $3",
+            "UPDATE users SET disabled = CAST($1 AS BIGINT), updated_at = $2, generation = generation + 1 WHERE name = $3",
             flag,
             name,
         )
@@ -437,6 +467,82 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Stores a session under the hash of its id.
+    pub async fn session_put(&self, id_hash: &str, s: &SessionRecord) -> Result<(), StoreError> {
+        let us = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, subject, roles, csrf, generation, created_us, last_seen_us) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id_hash)
+        .bind(&s.subject)
+        .bind(s.roles.join(" "))
+        .bind(&s.csrf)
+        .bind(s.generation)
+        .bind(us(s.created_us))
+        .bind(us(s.last_seen_us))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// A session by the hash of its id.
+    pub async fn session_get(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT subject, roles, csrf, generation, created_us, last_seen_us FROM sessions WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let Some(r) = row else { return Ok(None) };
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        let roles: String = r.try_get(1).map_err(unavailable)?;
+        Ok(Some(SessionRecord {
+            subject: r.try_get(0).map_err(unavailable)?,
+            roles: roles.split_ascii_whitespace().map(str::to_owned).collect(),
+            csrf: r.try_get(2).map_err(unavailable)?,
+            generation: r.try_get(3).map_err(unavailable)?,
+            created_us: u(r.try_get(4).map_err(unavailable)?),
+            last_seen_us: u(r.try_get(5).map_err(unavailable)?),
+        }))
+    }
+
+    /// Records a session's use.
+    pub async fn session_touch(&self, id_hash: &str, now_us: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen_us = $1 WHERE id_hash = $2")
+            .bind(i64::try_from(now_us).unwrap_or(i64::MAX))
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Deletes a session.
+    pub async fn session_delete(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Deletes the sessions that started before `created_before` or were
+    /// last used before `seen_before` (both µs).
+    pub async fn session_sweep(&self, created_before: u64, seen_before: u64) -> Result<u64, StoreError> {
+        let us = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let n = sqlx::query("DELETE FROM sessions WHERE created_us < $1 OR last_seen_us < $2")
+            .bind(us(created_before))
+            .bind(us(seen_before))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        Ok(n)
+    }
+
     /// Whether a family is revoked (for tests and metrics).
     pub async fn family_revoked(&self, family: &str) -> Result<bool, StoreError> {
         let v: i64 = sqlx::query("SELECT revoked FROM refresh_families WHERE family = $1")
@@ -466,6 +572,7 @@ fn user_of(r: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
         password_hash: r.try_get(1)?,
         roles: roles.split_ascii_whitespace().map(str::to_owned).collect(),
         disabled: disabled != 0,
+        generation: r.try_get(4)?,
     })
 }
 

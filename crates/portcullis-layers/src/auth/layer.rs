@@ -6,7 +6,8 @@ use http::{HeaderValue, Request, Response, header};
 use tower::{Layer, Service};
 
 use super::session::{
-    SessionCookie, SessionLookup, SessionSource, csrf_ok, take_session_cookie, unsafe_method,
+    ActiveSession, PresentedSession, SessionCookie, SessionLookup, SessionSource, csrf_ok,
+    take_session_cookie, unsafe_method,
 };
 use super::{Bearer, Identity, IdentityHeaders, Verifier, bearer};
 use crate::client::ClientInfo;
@@ -117,6 +118,9 @@ impl Inner {
             Some(s) => take_session_cookie(req.headers_mut(), s.cookie_name()),
             None => SessionCookie::Absent,
         };
+        if let SessionCookie::Id(sid) = &cookie {
+            req.extensions_mut().insert(PresentedSession(sid.clone()));
+        }
         Presented { access, token, cookie }
     }
 
@@ -162,7 +166,11 @@ impl Inner {
                 return Err(Rejection::new(RejectionKind::CsrfFailed).into_response(id));
             }
         }
-        self.admit(req, &p.access, session.identity)
+        self.admit(req, &p.access, session.identity)?;
+        if let SessionCookie::Id(sid) = &p.cookie {
+            req.extensions_mut().insert(ActiveSession { id: sid.clone(), csrf: session.csrf });
+        }
+        Ok(())
     }
 
     /// Authorization of a verified identity against the route's rule

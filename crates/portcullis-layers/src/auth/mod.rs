@@ -43,7 +43,7 @@ pub use jwks::{Fetch, FetchFuture, Fetched, Jwks, JwksOptions, JwksStats};
 pub use jwt::{Identity, JwtPolicy, Parsed, TokenError, parse};
 pub use keys::{KeySet, SUPPORTED, VerifyKey, algorithm, algorithm_name};
 pub use layer::{AuthLayer, AuthService};
-pub use session::{SessionAuth, SessionLookup, SessionSource};
+pub use session::{ActiveSession, PresentedSession, SessionAuth, SessionLookup, SessionSource};
 
 pub use jsonwebtoken::Algorithm;
 

@@ -43,6 +43,23 @@ pub struct SessionAuth {
     pub csrf: String,
 }
 
+/// Put in the request's extensions when the request was authenticated by
+/// its session cookie: the session's id and CSRF token, for Portcullis'
+/// own session endpoints.
+#[derive(Clone, Debug)]
+pub struct ActiveSession {
+    /// The cookie's value.
+    pub id: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+/// Put in the request's extensions whenever a well-formed session cookie
+/// was sent (authenticated or not): a login ends that session, so a
+/// planted id is never carried into a new one.
+#[derive(Clone, Debug)]
+pub struct PresentedSession(pub String);
+
 /// What the store says about a session id.
 #[derive(Clone, Debug)]
 pub enum SessionLookup {
