@@ -67,7 +67,7 @@ async fn run(label: &str, database: &str, cost: Cost, clients: u64, logins: u64,
     }
     let text = format!(
         "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n\
-         [state]\ndatabase = \"{database}\"\n[identity]\nsigning_key = \"file:{}\"\n\
+         [state]\ndatabase = \"${{BENCH_DATABASE}}\"\n[identity]\nsigning_key = \"file:{}\"\n\
          argon2_memory_kib = {}\nargon2_iterations = {}\nargon2_parallelism = {}\nlockout_client_failures = 100000\n\
          [[route]]\npath = \"/api/**\"\n",
         key.display(),
@@ -75,7 +75,10 @@ async fn run(label: &str, database: &str, cost: Cost, clients: u64, logins: u64,
         cost.iterations,
         cost.parallelism
     );
-    let cfg = portcullis_gateway::config::from_str(&text, dir.path(), &|_| None).unwrap();
+    let cfg = portcullis_gateway::config::from_str(&text, dir.path(), &|n| {
+        (n == "BENCH_DATABASE").then(|| database.to_owned())
+    })
+    .unwrap();
     let hash_concurrency = cfg.identity.as_ref().unwrap().hash_concurrency;
     let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
     let addr = gw.addr;

@@ -40,12 +40,13 @@ async fn c5_c6_exact_helmet_set_on_every_kind_of_response() {
 }
 
 #[tokio::test]
-async fn c2_upstream_hsts_dropped_over_http_and_cookies_pass() {
+async fn c2_c9_upstream_hsts_dropped_over_http_and_cookies_hardened_by_default() {
     let up = upstream().await;
     let gw = gateway(up.addr, "").await;
     let (res, _) = get(gw.addr, "/set-cookie").await;
     assert!(res.headers().get("strict-transport-security").is_none());
-    assert_eq!(res.headers()["set-cookie"], "sid=abc; Path=/");
+    // [cookies] is on by default; no Secure over plain HTTP.
+    assert_eq!(res.headers()["set-cookie"], "sid=abc; Path=/; HttpOnly; SameSite=Lax");
 }
 
 #[tokio::test]

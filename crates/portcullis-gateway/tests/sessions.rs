@@ -50,7 +50,7 @@ fn config_text(dir: &std::path::Path, sessions: &str, extra: &str) -> String {
     }
     format!(
         "[state]\ndatabase = \"sqlite://{}\"\n{extra}\n[identity]\nsigning_key = \"file:{}\"\nargon2_memory_kib = 64\nargon2_iterations = 1\nlockout_failures = 3\n[sessions]\n{sessions}\n\
-         [[route]]\npath = \"/admin/**\"\nallow = {{ roles = [\"admin\"] }}\n[[route]]\npath = \"/api/**\"\n[[route]]\npath = \"/public/**\"\npublic = true\n",
+         [[route]]\npath = \"/admin/**\"\nallow = {{ roles = [\"admin\"] }}\n[[route]]\npath = \"/api/**\"\n[[route]]\npath = \"/public/**\"\npublic = true\n[[route]]\npath = \"/set-cookie\"\n",
         dir.join("ids.db").display(),
         key.display()
     )
@@ -460,4 +460,97 @@ async fn c9_the_express_fixtures_cookies_are_hardened() {
     .await;
     let (_, _, h) = call(gw.addr, "POST", "/api/login", None, &[], None).await;
     assert_eq!(cookies(&h), ["sid=naive-session-id; Path=/", "prefs=dark; Path=/; Secure; SameSite=None"]);
+}
+
+/// C25 C10 C9 in real headless Chromium: the session cookie is HttpOnly,
+/// Secure and SameSite in the browser's own jar and invisible to page
+/// scripts; same-origin calls work with the CSRF token and fail without
+/// it; another site's credentialed fetch and form post never reach the
+/// upstream; the upstream's own cookie comes out HttpOnly; logout clears
+/// the cookie.
+#[tokio::test(flavor = "multi_thread")]
+async fn c25_c10_c9_real_browser() {
+    let browser_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "browser tests not installed: run scripts/test (npm ci --prefix tests/browser, Debian chromium)"
+    );
+    let mut g = session_gateway("").await;
+    let other = format!("http://{}/", page_server().await);
+    let out = tokio::process::Command::new("node")
+        .arg("sessions.mjs")
+        .current_dir(&browser_dir)
+        .env("GATEWAY", format!("http://localhost:{}", g.gw.addr.port()))
+        .env("OTHER", &other)
+        .output()
+        .await
+        .expect("node is needed for the browser tests");
+    assert!(out.status.success(), "browser run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["login"]["status"], 200, "{v}");
+    assert_eq!(v["cookie_visible_to_js"], "", "{v}");
+    assert_eq!(v["get"]["status"], 200, "{v}");
+    assert_eq!(v["post_without_token"]["status"], 403, "{v}");
+    assert!(v["post_without_token"]["body"].as_str().unwrap().contains("csrf_failed"));
+    assert_eq!(v["post_with_token"]["status"], 200, "{v}");
+    assert_eq!(v["upstream_cookie"]["status"], 200, "{v}");
+    assert_eq!(v["cookie_visible_after_upstream"], "", "the upstream's cookie got HttpOnly: {v}");
+    let jar = v["jar"].as_array().unwrap();
+    let session = jar.iter().find(|c| c["name"] == "__Host-session").expect("the session cookie is kept");
+    assert_eq!(
+        (&session["httpOnly"], &session["secure"], &session["sameSite"], &session["path"]),
+        (&json!(true), &json!(true), &json!("Lax"), &json!("/"))
+    );
+    let sid = jar.iter().find(|c| c["name"] == "sid").expect("the upstream's cookie");
+    assert_eq!((&sid["httpOnly"], &sid["sameSite"]), (&json!(true), &json!("Lax")), "{v}");
+    assert!(v["cross_site_form"]["body"].as_str().unwrap().contains("unauthenticated"), "{v}");
+    assert_eq!(v["logout"], json!({"status": 204, "after": 401}), "{v}");
+    assert!(!v["jar_after_logout"].as_array().unwrap().contains(&json!("__Host-session")), "{v}");
+    // The upstream saw the page, the token-carrying POST and its own
+    // cookie route; never a POST without the token, never the cross-site ones.
+    let posts: Vec<String> = drain(&mut g.up)
+        .into_iter()
+        .filter(|s| s.method == "POST")
+        .map(|s| {
+            format!(
+                "{} {}",
+                s.path_and_query,
+                s.headers.get("x-auth-subject").map_or("-", |h| h.to_str().unwrap())
+            )
+        })
+        .collect();
+    assert_eq!(posts, ["/api/x bob", "/set-cookie bob"], "{v}");
+}
+
+/// The worked example of docs/sessions.md, against the real Express app:
+/// a session login, a protected call, the CSRF refusal and pass, the
+/// naive app's cookie hardened, logout.
+#[tokio::test]
+async fn worked_example_runs_against_express() {
+    let app = express_app::express().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("signing.pem"), generate(KeyAlg::EdDsa).unwrap()).unwrap();
+    let store =
+        Store::open(&format!("sqlite://{}", dir.path().join("portcullis.db").display())).await.unwrap();
+    users(&store).await;
+    let text = docs_example_config("sessions.md", app.addr);
+    let text = text.replace("[identity]\n", "[identity]\nargon2_memory_kib = 64\nargon2_iterations = 1\n");
+    let cfg = portcullis_gateway::config::from_str(&text, dir.path(), &|_| None).unwrap();
+    let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
+    let a = gw.addr;
+    let (cookie, csrf) = login(a, "alice", "alice-password", None).await;
+    let (s, v, _) = call(a, "GET", "/admin", Some(&cookie), &[], None).await;
+    assert_eq!((s, v["admin"].as_bool()), (200, Some(true)));
+    let echo = Some(("application/json", "{\"a\":1}"));
+    let (s, v, _) = call(a, "POST", "/api/echo", Some(&cookie), &[], echo).await;
+    assert_eq!((s, v["code"].as_str()), (403, Some("csrf_failed")));
+    let (s, v, _) = call(a, "POST", "/api/echo", Some(&cookie), &[("x-csrf-token", &csrf)], echo).await;
+    assert_eq!((s, v), (200, json!({"a": 1})));
+    let (_, _, h) = call(a, "POST", "/api/login", None, &[], None).await;
+    assert_eq!(h["set-cookie"], "sid=naive-session-id; Path=/; HttpOnly; SameSite=Lax");
+    assert_eq!(
+        call(a, "DELETE", "/auth/session", Some(&cookie), &[("x-csrf-token", &csrf)], None).await.0,
+        204
+    );
+    assert_eq!(call(a, "GET", "/admin", Some(&cookie), &[], None).await.0, 401);
 }
