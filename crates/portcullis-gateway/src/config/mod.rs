@@ -76,9 +76,12 @@ const SECTIONS: &[&str] = &[
     "sessions",
     "cookies",
 ];
-/// Sections of issues not built yet: refused with a clear message, so a
-/// policy written for them is never silently not enforced.
-const PLANNED: &[&str] = &["session", "csrf"];
+/// Sections users reach for under another name: refused with a pointer to
+/// the right one, so a policy written for them is never silently ignored.
+const ELSEWHERE: &[(&str, &str)] = &[
+    ("session", "did you mean [sessions]?"),
+    ("csrf", "CSRF protection comes with [sessions] and needs no section of its own (docs/sessions.md)"),
+];
 
 /// Validates a configuration text. `base` resolves relative file paths;
 /// `env` looks up `${VAR}` secrets.
@@ -100,8 +103,8 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
     };
     for key in doc.keys() {
         if !SECTIONS.contains(&key.as_str()) {
-            if PLANNED.contains(&key.as_str()) {
-                p.push(key.clone(), "this section is not supported by this version of Portcullis; refusing to start rather than ignore it");
+            if let Some((_, hint)) = ELSEWHERE.iter().find(|(k, _)| k == key) {
+                p.push(key.clone(), format!("unknown section: {hint}"));
             } else {
                 p.push(key.clone(), format!("unknown section; expected one of: {}", SECTIONS.join(", ")));
             }

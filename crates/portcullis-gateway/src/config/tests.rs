@@ -534,6 +534,8 @@ idle_timeout = "2h"
 absolute_timeout = "1h"
 [cookies]
 secure = "sometimes"
+[csrf]
+enabled = true
 [[route]]
 path = "/**"
 public = true
@@ -546,6 +548,7 @@ public = true
         "sessions.same_site: \"lax\" or \"strict\"",
         "sessions.idle_timeout: must not be longer than sessions.absolute_timeout",
         "cookies.secure",
+        "csrf: unknown section: CSRF protection comes with [sessions]",
     ] {
         assert!(p.iter().any(|x| x.contains(want)), "missing {want:?} in:\n{p:?}");
     }
