@@ -226,16 +226,12 @@ pub fn set_forwarding_headers(
     let xff = if client.peer_trusted {
         let existing: Vec<&str> =
             headers.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
-        if existing.is_empty() {
-            peer_text.clone()
-        } else {
-            format!("{}, {}", existing.join(", "), peer_text)
-        }
+        (!existing.is_empty()).then(|| format!("{}, {}", existing.join(", "), peer_text))
     } else {
-        peer_text.clone()
+        None
     };
     headers.remove(X_FORWARDED_FOR);
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Ok(v) = HeaderValue::from_str(xff.as_deref().unwrap_or(&peer_text)) {
         headers.insert(X_FORWARDED_FOR, v);
     }
     let proto = if client.https { "https" } else { "http" };
@@ -255,7 +251,8 @@ pub fn set_forwarding_headers(
         headers.insert(X_FORWARDED_HOST, h.clone());
     }
 
-    let client_ip = client.ip.to_string();
+    // Usually the client is the peer: its address is formatted once.
+    let client_ip = if client.ip == peer_ip { peer_text } else { client.ip.to_string() };
     if let Ok(v) = HeaderValue::from_str(&client_ip) {
         headers.insert(X_REAL_IP, v);
     }

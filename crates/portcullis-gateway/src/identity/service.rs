@@ -541,14 +541,7 @@ impl IdentityService {
         let ttl = cfg.absolute_timeout.as_secs();
         let body = json!({"csrf_token": rec.csrf, "expires_in": ttl});
         let mut res = json_response(&body);
-        let cookie = format!(
-            "{}={id}; Path=/; Max-Age={ttl}; Secure; HttpOnly; SameSite={}",
-            cfg.cookie,
-            cfg.same_site.as_str()
-        );
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
+        set_session_cookie(&mut res, cfg, &id, ttl);
         Ok(res)
     }
 
@@ -579,14 +572,7 @@ impl IdentityService {
         let cfg = sessions.config();
         let mut res = Response::new(Body::empty());
         *res.status_mut() = StatusCode::NO_CONTENT;
-        let cookie = format!(
-            "{}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite={}",
-            cfg.cookie,
-            cfg.same_site.as_str()
-        );
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
+        set_session_cookie(&mut res, cfg, "", 0);
         Ok(res)
     }
 
@@ -689,6 +675,20 @@ impl IdentityService {
     /// The store (for the CLI and tests).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+}
+
+/// Portcullis' own session cookie: always `Secure; HttpOnly; SameSite`,
+/// `Path=/` and no `Domain` (C9; what the `__Host-` prefix demands).
+/// An empty value with `max_age` 0 clears it.
+fn set_session_cookie(res: &mut Res, cfg: &crate::config::SessionsConfig, value: &str, max_age: u64) {
+    let cookie = format!(
+        "{}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite={}",
+        cfg.cookie,
+        cfg.same_site.as_str()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
     }
 }
 

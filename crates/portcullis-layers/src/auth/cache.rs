@@ -86,3 +86,62 @@ impl TokenCache {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(expires: u64) -> Arc<Identity> {
+        Arc::new(Identity { subject: "s".into(), roles: vec![], claims: serde_json::Map::new(), expires })
+    }
+
+    /// Keys in shard 0 (the shard is the first byte modulo 16).
+    fn key(n: u8) -> [u8; 32] {
+        let mut k = [n; 32];
+        k[0] = n * 16;
+        k
+    }
+
+    #[test]
+    fn c22_a_full_shard_drops_only_dead_entries_before_clearing() {
+        let now = 1_000;
+        // Two entries per shard.
+        let cache = TokenCache::new(2 * SHARDS);
+        cache.insert(key(0), identity(now + 100), 7, now);
+        cache.insert(key(1), identity(now - 1), 7, now); // expired
+        // Full: the expired one goes, the live one stays, the new one joins.
+        cache.insert(key(2), identity(now + 100), 7, now);
+        assert!(cache.get(&key(0), 7, now, 0).is_some(), "a live entry was evicted");
+        assert!(cache.get(&key(2), 7, now, 0).is_some());
+        assert_eq!(cache.len(), 2);
+        // An entry of an older key-set generation goes too.
+        let cache = TokenCache::new(2 * SHARDS);
+        cache.insert(key(0), identity(now + 100), 7, now);
+        cache.insert(key(1), identity(now + 100), 6, now);
+        cache.insert(key(2), identity(now + 100), 7, now);
+        assert!(cache.get(&key(0), 7, now, 0).is_some(), "a live entry was evicted");
+        // Everything live and full: cleared, memory stays bounded.
+        cache.insert(key(3), identity(now + 100), 7, now);
+        assert_eq!(cache.len(), 1);
+        assert!(!cache.is_empty());
+        assert!(cache.get(&key(3), 7, now, 0).is_some());
+        // Capacity 0: nothing kept.
+        let none = TokenCache::new(0);
+        none.insert(key(0), identity(now + 100), 7, now);
+        assert!(none.is_empty() && none.get(&key(0), 7, now, 0).is_none());
+    }
+
+    #[test]
+    fn c22_entries_expire_with_their_token_and_key_set() {
+        let cache = TokenCache::new(64);
+        let k = TokenCache::key("a.b.c");
+        assert_ne!(k, TokenCache::key("a.b.d"));
+        cache.insert(k, identity(1_000), 3, 900);
+        assert!(cache.get(&k, 3, 1_000, 0).is_some());
+        assert!(cache.get(&k, 3, 1_030, 30).is_some(), "within the leeway");
+        assert!(cache.get(&k, 3, 1_031, 30).is_none());
+        cache.insert(k, identity(1_000), 3, 900);
+        assert!(cache.get(&k, 4, 950, 0).is_none(), "the key set changed");
+        assert!(cache.is_empty(), "a stale entry is dropped when seen");
+    }
+}

@@ -68,19 +68,39 @@ pub fn bearer(headers: &HeaderMap) -> Bearer<'_> {
     if all.next().is_some() {
         return Bearer::Invalid;
     }
-    let Ok(s) = first.to_str() else { return Bearer::Invalid };
-    let (scheme, rest) = s.split_once(' ').unwrap_or((s, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Bearer::Absent;
+    let v = first.as_bytes();
+    let (scheme, rest) = match v.iter().position(|b| *b == b' ') {
+        Some(i) => (&v[..i], &v[i + 1..]),
+        None => (v, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        // Another scheme; a value that is not visible ASCII is refused
+        // whatever its scheme.
+        return if first.to_str().is_ok() { Bearer::Absent } else { Bearer::Invalid };
     }
-    let token = rest.trim_start_matches(' ');
-    let body = token.trim_end_matches('=');
-    let token68 = !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
-    if token68 { Bearer::Token(token) } else { Bearer::Invalid }
+    let start = rest.iter().position(|b| *b != b' ').unwrap_or(rest.len());
+    let token = &rest[start..];
+    let end = token.iter().rposition(|b| *b != b'=').map_or(0, |i| i + 1);
+    // One table lookup per byte (issue 16): the token68 alphabet, which is
+    // visible ASCII only, so the token is UTF-8.
+    let token68 = end > 0 && token[..end].iter().all(|b| TOKEN68[usize::from(*b)]);
+    match std::str::from_utf8(token) {
+        Ok(t) if token68 => Bearer::Token(t),
+        _ => Bearer::Invalid,
+    }
 }
+
+/// RFC 7235 token68 characters, `=` padding excluded.
+static TOKEN68: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        i += 1;
+    }
+    t
+};
 
 /// Verifies tokens: policy, keys, cache.
 pub struct Verifier {

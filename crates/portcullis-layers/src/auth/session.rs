@@ -345,6 +345,7 @@ mod tests {
         assert!(!csrf_ok(&h, tok, true, b"gw.test"));
         // No host known: an Origin can't match.
         assert!(!csrf_ok(&headers(&[("x-csrf-token", tok), ("origin", "https://gw.test")]), tok, true, b""));
+        assert!(!csrf_ok(&headers(&[("x-csrf-token", tok), ("origin", "https://")]), tok, true, b""));
     }
 
     #[test]

@@ -76,16 +76,30 @@ pub(super) fn write(
             );
         }
         HeaderFormat::Draft8 => {
-            let policies: Vec<String> = results
-                .iter()
-                .map(|(r, _)| format!("\"{}\";q={};w={}", r.name, r.rate.limit, secs(r.rate.window_us)))
-                .collect();
-            let limits: Vec<String> = results
-                .iter()
-                .map(|(r, o)| format!("\"{}\";r={};t={}", r.name, o.remaining, secs(o.reset_us)))
-                .collect();
-            add(h, "ratelimit-policy", policies.join(", "));
-            add(h, "ratelimit", limits.join(", "));
+            // One buffer per field, numbers by itoa: this runs on every
+            // request of a rate-limited route (issue 16).
+            let mut policies = String::with_capacity(32 * results.len());
+            let mut limits = String::with_capacity(32 * results.len());
+            let mut n = itoa::Buffer::new();
+            for (i, (r, o)) in results.iter().enumerate() {
+                if i > 0 {
+                    policies.push_str(", ");
+                    limits.push_str(", ");
+                }
+                for (out, a, b, (ka, kb)) in [
+                    (&mut policies, r.rate.limit, secs(r.rate.window_us), ("\";q=", ";w=")),
+                    (&mut limits, o.remaining, secs(o.reset_us), ("\";r=", ";t=")),
+                ] {
+                    out.push('"');
+                    out.push_str(&r.name);
+                    out.push_str(ka);
+                    out.push_str(n.format(a));
+                    out.push_str(kb);
+                    out.push_str(n.format(b));
+                }
+            }
+            add(h, "ratelimit-policy", policies);
+            add(h, "ratelimit", limits);
         }
         HeaderFormat::Off => {}
     }
