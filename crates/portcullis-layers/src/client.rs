@@ -45,6 +45,31 @@ pub struct ClientInfo {
     pub peer_trusted: bool,
 }
 
+/// An address as text, as its `Display` writes it; IPv4 without
+/// `core::fmt` (it is written into several headers and keys of every
+/// request: issue 16).
+pub fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut s = String::with_capacity(15);
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if o >= 100 {
+                    s.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    s.push(char::from(b'0' + o / 10 % 10));
+                }
+                s.push(char::from(b'0' + o % 10));
+            }
+            s
+        }
+        IpAddr::V6(v6) => v6.to_string(),
+    }
+}
+
 /// The set of trusted proxy networks.
 #[derive(Clone, Debug, Default)]
 pub struct TrustedProxies {
@@ -196,6 +221,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_text_writes_what_display_writes() {
+        for o in 0..=255u8 {
+            for ip in [[o, 0, 0, 0], [1, o, 2, 3], [10, 20, o, 30], [255, 255, 255, o], [o, o, o, o]] {
+                let ip = IpAddr::from(ip);
+                assert_eq!(ip_text(ip), ip.to_string());
+            }
+        }
+        for v6 in ["::1", "2001:db8::1", "::ffff:1.2.3.4", "fe80::1:2:3:4"] {
+            let ip: IpAddr = v6.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
 
     fn trusted() -> TrustedProxies {
         TrustedProxies::new(["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()])

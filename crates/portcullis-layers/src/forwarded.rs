@@ -17,7 +17,9 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::client::{ClientInfo, PeerAddr, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REAL_IP};
+use crate::client::{
+    ClientInfo, PeerAddr, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REAL_IP, ip_text,
+};
 
 /// Hop-by-hop headers of RFC 9110 section 7.6.1 plus the non-standard ones.
 pub const HOP_BY_HOP: &[&str] = &[
@@ -222,7 +224,7 @@ pub fn set_forwarding_headers(
     host: Option<&HeaderValue>,
 ) {
     let peer_ip = peer.addr.ip().to_canonical();
-    let peer_text = peer_ip.to_string();
+    let peer_text = ip_text(peer_ip);
     let xff = if client.peer_trusted {
         let existing: Vec<&str> =
             headers.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
@@ -252,7 +254,7 @@ pub fn set_forwarding_headers(
     }
 
     // Usually the client is the peer: its address is formatted once.
-    let client_ip = if client.ip == peer_ip { peer_text } else { client.ip.to_string() };
+    let client_ip = if client.ip == peer_ip { peer_text } else { ip_text(client.ip) };
     if let Ok(v) = HeaderValue::from_str(&client_ip) {
         headers.insert(X_REAL_IP, v);
     }

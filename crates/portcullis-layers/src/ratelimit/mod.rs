@@ -197,7 +197,7 @@ fn subject(parts: &request::Parts) -> Option<&str> {
 /// An IP as a key: IPv4 whole, IPv6 masked to `prefix` bits.
 pub fn group(ip: IpAddr, prefix: u8) -> String {
     match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V4(v4) => crate::client::ip_text(IpAddr::V4(v4)),
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
             let prefix = u32::from(prefix.min(128));
