@@ -44,6 +44,11 @@ pub struct SplitPath<'p> {
 }
 
 impl<'p> SplitPath<'p> {
+    /// The first segment, if any (what a route table indexes on).
+    pub fn first(&self) -> Option<&'p str> {
+        self.parts.first().copied()
+    }
+
     /// Splits `path` at `/` (a leading and a trailing slash are not segments).
     pub fn new(path: &'p str) -> SplitPath<'p> {
         let p = path.strip_prefix('/').unwrap_or(path);
@@ -68,6 +73,15 @@ fn param(name: &str, segs: &[Seg]) -> Result<Seg, ConfigError> {
 }
 
 impl PathPattern {
+    /// The first segment when it is a literal: a path can match only if
+    /// its own first segment is that literal (per [`MatchOptions`]).
+    pub fn first_literal(&self) -> Option<&str> {
+        match self.segs.first() {
+            Some(Seg::Lit(l)) => Some(l),
+            _ => None,
+        }
+    }
+
     /// Parses a pattern.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         if !text.starts_with('/') {

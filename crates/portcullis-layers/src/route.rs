@@ -246,18 +246,74 @@ pub struct RouteTable {
     routes: Vec<Arc<Route>>,
     opts: MatchOptions,
     unmatched: Unmatched,
+    index: Arc<FirstSegmentIndex>,
+}
+
+/// Which routes a path's first segment can reach, so matching costs the
+/// routes that can match, not the whole table (issue 16): routes whose
+/// pattern starts with a literal, by that literal (ASCII-lowercased unless
+/// matching is case-sensitive), and the others, which any path may match.
+/// Both lists hold table positions in ascending order, so first-match
+/// priority is kept by merging them.
+#[derive(Debug, Default)]
+struct FirstSegmentIndex {
+    by_literal: std::collections::HashMap<String, Vec<usize>>,
+    any: Vec<usize>,
+}
+
+impl FirstSegmentIndex {
+    fn new(routes: &[Arc<Route>], opts: MatchOptions) -> FirstSegmentIndex {
+        let mut ix = FirstSegmentIndex::default();
+        for (i, r) in routes.iter().enumerate() {
+            match r.pattern.first_literal() {
+                Some(l) => ix.by_literal.entry(Self::key(l, opts).into_owned()).or_default().push(i),
+                None => ix.any.push(i),
+            }
+        }
+        ix
+    }
+
+    fn key(s: &str, opts: MatchOptions) -> std::borrow::Cow<'_, str> {
+        if opts.case_sensitive || !s.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Borrowed(s)
+        } else {
+            std::borrow::Cow::Owned(s.to_ascii_lowercase())
+        }
+    }
+
+    /// The table positions a path may match, ascending.
+    fn positions<'a>(
+        &'a self,
+        split: &SplitPath<'_>,
+        opts: MatchOptions,
+    ) -> impl Iterator<Item = usize> + 'a {
+        let lit: &[usize] = split
+            .first()
+            .and_then(|p| self.by_literal.get(Self::key(p, opts).as_ref()))
+            .map_or(&[], Vec::as_slice);
+        let (mut a, mut b) = (lit.iter().peekable(), self.any.iter().peekable());
+        std::iter::from_fn(move || match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x < y => a.next().copied(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next().copied(),
+            (Some(_), None) => a.next().copied(),
+            (None, None) => None,
+        })
+    }
 }
 
 impl RouteTable {
     /// A table with Express matching and unmatched requests refused.
     pub fn new(routes: Vec<Route>) -> RouteTable {
-        RouteTable { routes: routes.into_iter().map(Arc::new).collect(), ..RouteTable::default() }
+        let routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
+        let index = Arc::new(FirstSegmentIndex::new(&routes, MatchOptions::default()));
+        RouteTable { routes, index, ..RouteTable::default() }
     }
 
     /// Sets how patterns compare to paths.
     #[must_use]
     pub fn match_options(mut self, opts: MatchOptions) -> RouteTable {
         self.opts = opts;
+        self.index = Arc::new(FirstSegmentIndex::new(&self.routes, opts));
         self
     }
 
@@ -295,7 +351,10 @@ impl RouteTable {
         split: &'t SplitPath<'p>,
     ) -> impl Iterator<Item = (usize, &'t Arc<Route>, Vec<&'p str>)> + 't {
         let mut owner: Option<&Route> = None;
-        self.routes.iter().enumerate().filter_map(move |(i, r)| {
+        // Only the routes the first segment can reach: the others can't
+        // match, so skipping them changes no outcome below.
+        self.index.positions(split, self.opts).filter_map(move |i| {
+            let r = &self.routes[i];
             if owner.is_some_and(|o| !o.pattern.covers(&r.pattern, self.opts)) {
                 return None;
             }
@@ -489,6 +548,91 @@ mod tests {
 
     fn p(s: &str) -> PathPattern {
         PathPattern::parse(s).unwrap()
+    }
+
+    /// The table walked in full, without the first-segment index: what
+    /// [`RouteTable::find`] and [`RouteTable::allowed`] answered before it.
+    fn linear(t: &RouteTable, method: &Method, path: &str) -> (Option<usize>, Vec<Method>) {
+        let split = SplitPath::new(path);
+        let mut owner: Option<&Route> = None;
+        let mut found = None;
+        let mut allowed: Vec<Method> = Vec::new();
+        for (i, r) in t.routes.iter().enumerate() {
+            if owner.is_some_and(|o| !o.pattern.covers(&r.pattern, t.opts)) {
+                continue;
+            }
+            if r.pattern.captures_split(&split, t.opts).is_none() {
+                continue;
+            }
+            if owner.is_none() && !r.insecure_method_fallthrough {
+                owner = Some(r);
+            }
+            if found.is_none() && r.allows(method) {
+                found = Some(i);
+            }
+            if let Some(ms) = &r.methods {
+                for m in ms.iter().chain(ms.contains(&Method::GET).then_some(&Method::HEAD)) {
+                    if !allowed.contains(m) {
+                        allowed.push(m.clone());
+                    }
+                }
+            }
+        }
+        (found, allowed)
+    }
+
+    proptest::proptest! {
+        /// The first-segment index changes no decision: for random tables
+        /// (literals in mixed case, parameters, `*`, `**`, method lists,
+        /// fall-through) and paths, under every match option, `find` and
+        /// `allowed` agree with the full walk.
+        #[test]
+        fn c21_the_index_decides_as_the_full_walk_does(
+            pats in proptest::collection::vec(
+                (proptest::collection::vec(0usize..7, 0..4), proptest::option::of(0usize..3), proptest::bool::ANY),
+                1..12,
+            ),
+            paths in proptest::collection::vec(proptest::collection::vec(0usize..6, 0..4), 1..8),
+            case_sensitive in proptest::bool::ANY,
+            strict in proptest::bool::ANY,
+            slash in proptest::bool::ANY,
+        ) {
+            const SEGS: [&str; 7] = ["a", "B", "ab", "{x}", "*", "A", "**"];
+            const PARTS: [&str; 6] = ["a", "A", "b", "ab", "AB", "zz"];
+            let methods = [vec![Method::GET], vec![Method::POST, Method::PUT], vec![Method::DELETE]];
+            let mut routes = Vec::new();
+            for (segs, m, fall) in &pats {
+                let mut text = String::new();
+                for (k, s) in segs.iter().enumerate() {
+                    // `**` only last; parameter names unique.
+                    let s = if SEGS[*s] == "**" && k + 1 != segs.len() { "c" } else { SEGS[*s] };
+                    let s = if s == "{x}" { format!("{{x{k}}}") } else { s.to_owned() };
+                    text.push('/');
+                    text.push_str(&s);
+                }
+                if text.is_empty() {
+                    text.push('/');
+                }
+                let mut r = Route::new(p(&text), Access::Public).insecure_method_fallthrough(*fall);
+                if let Some(m) = m {
+                    r = r.methods(methods[*m].clone());
+                }
+                routes.push(r);
+            }
+            let opts = MatchOptions { case_sensitive, strict_trailing_slash: strict };
+            let t = RouteTable::new(routes).match_options(opts);
+            for parts in &paths {
+                let mut path: String = parts.iter().map(|i| format!("/{}", PARTS[*i])).collect();
+                if path.is_empty() || slash {
+                    path.push('/');
+                }
+                for m in [Method::GET, Method::POST, Method::DELETE] {
+                    let (want, want_allowed) = linear(&t, &m, &path);
+                    proptest::prop_assert_eq!(t.find(&m, &path).and_then(|f| f.index), want, "{} {}", m, path);
+                    proptest::prop_assert_eq!(t.allowed(&path), want_allowed.clone(), "{}", path);
+                }
+            }
+        }
     }
 
     fn authz(roles: &[&str], owner: Option<&str>) -> Authz {
