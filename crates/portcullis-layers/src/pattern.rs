@@ -44,9 +44,9 @@ pub struct SplitPath<'p> {
 }
 
 impl<'p> SplitPath<'p> {
-    /// The first segment, if any (what a route table indexes on).
-    pub fn first(&self) -> Option<&'p str> {
-        self.parts.first().copied()
+    /// The segments, in order (what a route table indexes on).
+    pub fn parts(&self) -> &[&'p str] {
+        &self.parts
     }
 
     /// Splits `path` at `/` (a leading and a trailing slash are not segments).
@@ -73,13 +73,13 @@ fn param(name: &str, segs: &[Seg]) -> Result<Seg, ConfigError> {
 }
 
 impl PathPattern {
-    /// The first segment when it is a literal: a path can match only if
-    /// its own first segment is that literal (per [`MatchOptions`]).
-    pub fn first_literal(&self) -> Option<&str> {
-        match self.segs.first() {
-            Some(Seg::Lit(l)) => Some(l),
+    /// The literal segments the pattern starts with: a path can match only
+    /// if its own first segments are these literals (per [`MatchOptions`]).
+    pub fn literal_prefix(&self) -> impl Iterator<Item = &str> {
+        self.segs.iter().map_while(|s| match s {
+            Seg::Lit(l) => Some(l.as_str()),
             _ => None,
-        }
+        })
     }
 
     /// Parses a pattern.
