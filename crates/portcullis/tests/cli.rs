@@ -375,7 +375,7 @@ async fn c24_identity_with_the_real_binary_logs_no_secret() {
     std::fs::write(
         &config,
         format!(
-            "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{api}\"\n[identity]\nsigning_key = \"file:signing.pem\"\nissuer = \"https://api.test\"\nargon2_memory_kib = 1024\nargon2_iterations = 1\n[[route]]\npath = \"/api/**\"\n"
+            "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{api}\"\n[identity]\nsigning_key = \"file:signing.pem\"\nissuer = \"https://api.test\"\nargon2_memory_kib = 1024\nargon2_iterations = 1\n[sessions]\n[[route]]\npath = \"/api/**\"\n"
         ),
     )
     .unwrap();
@@ -408,6 +408,21 @@ async fn c24_identity_with_the_real_binary_logs_no_secret() {
         let res = http(addr, format!("POST /auth/refresh HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len())).await;
         assert!(res.starts_with(&format!("HTTP/1.1 {expect}")), "{res}");
     }
+    // A cookie session: its id and CSRF token must never be logged either.
+    let res = http(addr, format!("POST /auth/session HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{login}", login.len())).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    let session = res
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: __Host-session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = serde_json::from_str(res.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    let res = http(addr, format!("POST /api/echo HTTP/1.1\r\nHost: a\r\nCookie: __Host-session={session}\r\nX-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}")).await;
+    assert!(!res.starts_with("HTTP/1.1 403") && !res.starts_with("HTTP/1.1 401"), "{res}");
+    let res = http(addr, format!("POST /api/echo HTTP/1.1\r\nHost: a\r\nCookie: __Host-session={session}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}")).await;
+    assert!(res.starts_with("HTTP/1.1 403"), "{res}");
     let wrong = "{\"username\":\"alice\",\"password\":\"wrong-Secret-9\"}";
     let res = http(addr, format!("POST /auth/login HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{wrong}", wrong.len())).await;
     assert!(res.starts_with("HTTP/1.1 401"), "{res}");
@@ -423,7 +438,16 @@ async fn c24_identity_with_the_real_binary_logs_no_secret() {
     let all = format!("{}\n{stderr}", captured.join("\n"));
     assert!(all.contains("\"event\":\"refresh_reuse\""), "{all}");
     assert!(all.contains("\"event\":\"login_failed\""), "{all}");
-    for secret in [PASSWORD, "wrong-Secret-9", access.as_str(), refresh.as_str(), "$argon2id$"] {
+    assert!(all.contains("\"event\":\"csrf_failed\""), "{all}");
+    for secret in [
+        PASSWORD,
+        "wrong-Secret-9",
+        access.as_str(),
+        refresh.as_str(),
+        "$argon2id$",
+        session.as_str(),
+        csrf.as_str(),
+    ] {
         assert!(!all.contains(secret), "the log leaked {secret}:\n{all}");
     }
 }
