@@ -90,6 +90,12 @@ struct Ctx {
     shed: watch::Receiver<u64>,
 }
 
+/// Binds one listener; the error names the address and the config key
+/// that set it ("address already in use" alone says neither).
+async fn bind(key: &str, addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("{key} = \"{addr}\": {e}")))
+}
+
 /// Binds every listener of the configuration and starts serving.
 pub async fn start(cfg: &Config) -> io::Result<Running> {
     start_with_clock(cfg, Arc::new(portcullis_layers::clock::SystemClock)).await
@@ -119,14 +125,14 @@ pub async fn start_with_clock(
         shed: watch::channel(0).1,
     };
 
-    let main = TcpListener::bind(cfg.server.listen).await?;
+    let main = bind("server.listen", cfg.server.listen).await?;
     let addr = main.local_addr()?;
     let redirect = match cfg.server.redirect_http {
-        Some(a) => Some(TcpListener::bind(a).await?),
+        Some(a) => Some(bind("server.redirect_http", a).await?),
         None => None,
     };
     let admin = match cfg.admin {
-        Some(a) => Some(TcpListener::bind(a).await?),
+        Some(a) => Some(bind("admin.listen", a).await?),
         None => None,
     };
     let redirect_addr = redirect.as_ref().map(TcpListener::local_addr).transpose()?;

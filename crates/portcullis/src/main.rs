@@ -38,6 +38,9 @@ enum Command {
         /// The configuration file.
         #[arg(long, short, default_value = "portcullis.toml")]
         config: PathBuf,
+        /// Listen here instead of the configuration's `server.listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
     },
     /// Validate a configuration and print the effective policy (like `nginx -t`).
     Check {
@@ -70,9 +73,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Serve { config } => {
+        Command::Serve { config, listen } => {
             let cfg = match config::load(&config) {
-                Ok(c) => c,
+                Ok(mut c) => {
+                    if let Some(l) = listen {
+                        c.server.listen = l;
+                    }
+                    c
+                }
                 Err(problems) => {
                     eprintln!(
                         "portcullis: refusing to start, {} problem(s) in {}:",
@@ -153,7 +161,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     for w in &cfg.warnings.0 {
         tracing::warn!(target: "portcullis", at = %w.at, "{}", w.message);
     }
-    let running = server::start(&cfg).await.context("can't bind the listeners")?;
+    let running = server::start(&cfg).await.context("can't listen")?;
     tracing::info!(
         target: "portcullis",
         listen = %running.addr,

@@ -451,3 +451,23 @@ async fn c24_identity_with_the_real_binary_logs_no_secret() {
         assert!(!all.contains(secret), "the log leaked {secret}:\n{all}");
     }
 }
+
+/// Issue 17: a bind error names the address and the key that set it, and
+/// `serve --listen` overrides `server.listen`.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_names_a_taken_address_and_listen_overrides_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let (_dir, config) = write_config(&format!(
+        "[admin]\nenabled = false\n[server]\nlisten = \"{addr}\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[[route]]\npath = \"/**\"\npublic = true\n"
+    ));
+    let out = run(&["serve", "--config", config.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("server.listen = \"{addr}\"")), "{err}");
+    assert!(err.to_lowercase().contains("in use"), "{err}");
+    let (_child, got, _, _) = common::serve_with(&config, &["--listen", "127.0.0.1:0"], &[]).await;
+    assert_ne!(got, addr);
+    assert_eq!(got.ip(), addr.ip());
+    drop(taken);
+}

@@ -17,8 +17,17 @@ pub async fn serve(
     config: &std::path::Path,
     env: &[(&str, &str)],
 ) -> (Child, SocketAddr, Vec<String>, Lines<BufReader<ChildStdout>>) {
+    serve_with(config, &[], env).await
+}
+
+/// [`serve`] with more arguments after `--config FILE`.
+pub async fn serve_with(
+    config: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, SocketAddr, Vec<String>, Lines<BufReader<ChildStdout>>) {
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--config", config.to_str().unwrap()]);
+    cmd.args(["serve", "--config", config.to_str().unwrap()]).args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
