@@ -134,18 +134,27 @@ impl RedisConn {
             .build()
             .map_err(|_| "not valid redis:// node URLs".to_owned())?;
         let slot: ClusterSlot = Arc::new(tokio::sync::Mutex::new((None, None)));
-        let conn = RedisConn::Cluster(Box::new(ClusterConn { client, slot }));
         // Connect in the background at once, so the first request does not
         // pay for discovering the cluster's slots.
-        if tokio::runtime::Handle::try_current().is_ok()
-            && let RedisConn::Cluster(cc) = &conn
-        {
-            let (client, slot) = (cc.client.clone(), cc.slot.clone());
-            tokio::spawn(async move {
-                let _ = connect_cluster(client, slot).await;
-            });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(connect_cluster(client.clone(), slot.clone()));
         }
-        Ok(conn)
+        Ok(RedisConn::Cluster(Box::new(ClusterConn { client, slot })))
+    }
+
+    /// Runs one call `f` on a connection, getting the connection and the
+    /// call together bounded by `timeout`. The error is a reason that names
+    /// no address (for logs).
+    pub(crate) async fn call<T>(
+        &self,
+        timeout: Duration,
+        f: impl AsyncFnOnce(RedisHandle) -> redis::RedisResult<T>,
+    ) -> Result<T, &'static str> {
+        let run = async {
+            let con = self.get().await.map_err(|_| "no connection")?;
+            f(con).await.map_err(|e| reason(&e))
+        };
+        tokio::time::timeout(timeout, run).await.unwrap_or(Err("timed out"))
     }
 
     /// A connection for one call; for a cluster, made on first use and at
@@ -194,6 +203,17 @@ pub struct RedisStore {
     script: redis::Script,
     timeout: Duration,
     prefix: String,
+}
+
+/// The kind of a Redis error, never its text (which can carry addresses).
+fn reason(e: &redis::RedisError) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        "connection failed"
+    } else {
+        "command failed"
+    }
 }
 
 fn err(e: &redis::RedisError) -> StoreError {

@@ -141,48 +141,21 @@ return n
 /// The lockout store could not be reached: the login is answered 503.
 struct LockStoreDown(&'static str);
 
-/// The kind of a Redis error, never its text (which can carry addresses).
-fn redis_reason(e: &redis::RedisError) -> &'static str {
-    if e.is_timeout() {
-        "timed out"
-    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
-        "connection failed"
-    } else {
-        "command failed"
-    }
-}
-
 impl RedisLocks {
     fn keys(k: &str) -> (String, String) {
         let h = sha256_hex(k);
         (format!("portcullis:login:{{{h}}}:failures"), format!("portcullis:login:{{{h}}}:lock"))
     }
 
-    async fn bounded<T>(
-        &self,
-        f: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, LockStoreDown> {
-        match tokio::time::timeout(self.timeout, f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(LockStoreDown(redis_reason(&e))),
-            Err(_) => Err(LockStoreDown("timed out")),
-        }
-    }
-
-    async fn con(&self) -> Result<crate::redis_store::RedisHandle, LockStoreDown> {
-        match tokio::time::timeout(self.timeout, self.conn.get()).await {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(_)) => Err(LockStoreDown("no connection")),
-            Err(_) => Err(LockStoreDown("timed out")),
-        }
-    }
-
     async fn locked(&self, keys: &[String]) -> Result<Option<Duration>, LockStoreDown> {
         let mut longest: Option<Duration> = None;
         for k in keys {
             let (_, lock) = Self::keys(k);
-            let mut con = self.con().await?;
-            let ms: i64 = self.bounded(redis::cmd("PTTL").arg(&lock).query_async(&mut con)).await?;
+            let ms: i64 = self
+                .conn
+                .call(self.timeout, async |mut c| redis::cmd("PTTL").arg(&lock).query_async(&mut c).await)
+                .await
+                .map_err(LockStoreDown)?;
             if ms > 0 {
                 let d = Duration::from_millis(ms.unsigned_abs());
                 longest = Some(longest.map_or(d, |l| l.max(d)));
@@ -196,18 +169,24 @@ impl RedisLocks {
         for k in keys {
             let threshold = threshold(&self.cfg, k);
             let (count, lock) = Self::keys(k);
-            let mut con = self.con().await?;
             let mut inv = self.fail.prepare_invoke();
             inv.key(&count).key(&lock).arg(threshold).arg(ms(self.cfg.window)).arg(ms(self.cfg.duration));
-            let _: i64 = self.bounded(inv.invoke_async(&mut con)).await?;
+            let _: i64 = self
+                .conn
+                .call(self.timeout, async |mut c| inv.invoke_async(&mut c).await)
+                .await
+                .map_err(LockStoreDown)?;
         }
         Ok(())
     }
 
     async fn succeed(&self, key: &str) -> Result<(), LockStoreDown> {
         let (count, _) = Self::keys(key);
-        let mut con = self.con().await?;
-        let _: i64 = self.bounded(redis::cmd("DEL").arg(&count).query_async(&mut con)).await?;
+        let _: i64 = self
+            .conn
+            .call(self.timeout, async |mut c| redis::cmd("DEL").arg(&count).query_async(&mut c).await)
+            .await
+            .map_err(LockStoreDown)?;
         Ok(())
     }
 }
@@ -507,14 +486,8 @@ impl IdentityService {
     /// ended, never carried over (fixation).
     async fn session_login(&self, req: Request<Body>, client: Option<IpAddr>) -> Outcome {
         let Some(sessions) = &self.sessions else { return Err((RejectionKind::NotFound, None, None)) };
-        let https = req.extensions().get::<ClientInfo>().is_some_and(|c| c.https);
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .map(|h| h.as_bytes().to_vec())
-            .or_else(|| req.uri().authority().map(|a| a.as_str().as_bytes().to_vec()))
-            .unwrap_or_default();
-        if !portcullis_layers::auth::session::same_origin(req.headers(), https, &host) {
+        let (https, host) = portcullis_layers::auth::session::addressed(&req);
+        if !portcullis_layers::auth::session::same_origin(req.headers(), https, host) {
             tracing::warn!(target: "portcullis::identity", event = "csrf_failed", "cross-site session login refused");
             return Err((RejectionKind::CsrfFailed, None, None));
         }
@@ -787,7 +760,7 @@ pub(crate) fn random_token() -> String {
 
 /// A new refresh token (256 random bits, base64url) and its stored hash.
 fn new_refresh_token() -> (String, String) {
-    let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+    let token = random_token();
     let hash = sha256_hex(&token);
     (token, hash)
 }

@@ -76,6 +76,12 @@ type UserState = Option<(i64, bool)>;
 #[derive(Debug)]
 pub struct SessionStoreDown;
 
+impl From<StoreError> for SessionStoreDown {
+    fn from(_: StoreError) -> Self {
+        SessionStoreDown
+    }
+}
+
 fn us(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -123,15 +129,7 @@ impl Sessions {
         f: impl AsyncFnOnce(crate::redis_store::RedisHandle) -> redis::RedisResult<T>,
     ) -> Result<T, SessionStoreDown> {
         let Backend::Redis { conn, timeout } = &self.backend else { return Err(SessionStoreDown) };
-        let call = async {
-            let con = conn.get().await.map_err(|_| SessionStoreDown)?;
-            f(con).await.map_err(|_| SessionStoreDown)
-        };
-        tokio::time::timeout(*timeout, call).await.unwrap_or(Err(SessionStoreDown))
-    }
-
-    fn db(&self, r: Result<(), StoreError>) -> Result<(), SessionStoreDown> {
-        r.map_err(|_| SessionStoreDown)
+        conn.call(*timeout, f).await.map_err(|_| SessionStoreDown)
     }
 
     /// Starts a session for `user`; returns its id (the cookie value).
@@ -186,7 +184,7 @@ impl Sessions {
                         now.saturating_sub(us(self.cfg.idle_timeout)),
                     )
                     .await;
-                self.db(self.users.session_put(&hash, &rec).await)?;
+                self.users.session_put(&hash, &rec).await?;
             }
         }
         self.stats.started.fetch_add(1, Ordering::Relaxed);
@@ -211,7 +209,7 @@ impl Sessions {
                     .await
                     .map(|_| ())
             }
-            Backend::Database => self.db(self.users.session_delete(hash).await),
+            Backend::Database => Ok(self.users.session_delete(hash).await?),
         }
     }
 
@@ -237,7 +235,7 @@ impl Sessions {
                 return Ok(*state);
             }
         }
-        let user = self.users.user(subject).await.map_err(|_| SessionStoreDown)?;
+        let user = self.users.user(subject).await?;
         let state = user.map(|u| (u.generation, u.disabled));
         let mut cache = self.user_cache.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= 100_000 {
@@ -260,7 +258,7 @@ impl Sessions {
                     .await?;
                 v.and_then(|v| serde_json::from_str(&v).ok())
             }
-            Backend::Database => self.users.session_get(&hash).await.map_err(|_| SessionStoreDown)?,
+            Backend::Database => self.users.session_get(&hash).await?,
         };
         let Some(mut s) = found else { return Ok(None) };
         let current = self.user_state(&s.subject, now).await?;
@@ -295,7 +293,7 @@ impl Sessions {
                     })
                     .await?;
                 }
-                Backend::Database => self.db(self.users.session_touch(&hash, now).await)?,
+                Backend::Database => self.users.session_touch(&hash, now).await?,
             }
         }
         Ok(Some(s))

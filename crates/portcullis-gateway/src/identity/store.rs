@@ -469,7 +469,6 @@ impl Store {
 
     /// Stores a session under the hash of its id.
     pub async fn session_put(&self, id_hash: &str, s: &SessionRecord) -> Result<(), StoreError> {
-        let us = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO sessions (id_hash, subject, roles, csrf, generation, created_us, last_seen_us) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -478,8 +477,8 @@ impl Store {
         .bind(s.roles.join(" "))
         .bind(&s.csrf)
         .bind(s.generation)
-        .bind(us(s.created_us))
-        .bind(us(s.last_seen_us))
+        .bind(db_us(s.created_us))
+        .bind(db_us(s.last_seen_us))
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;
@@ -511,7 +510,7 @@ impl Store {
     /// Records a session's use.
     pub async fn session_touch(&self, id_hash: &str, now_us: u64) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET last_seen_us = $1 WHERE id_hash = $2")
-            .bind(i64::try_from(now_us).unwrap_or(i64::MAX))
+            .bind(db_us(now_us))
             .bind(id_hash)
             .execute(&self.pool)
             .await
@@ -532,10 +531,9 @@ impl Store {
     /// Deletes the sessions that started before `created_before` or were
     /// last used before `seen_before` (both µs).
     pub async fn session_sweep(&self, created_before: u64, seen_before: u64) -> Result<u64, StoreError> {
-        let us = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let n = sqlx::query("DELETE FROM sessions WHERE created_us < $1 OR last_seen_us < $2")
-            .bind(us(created_before))
-            .bind(us(seen_before))
+            .bind(db_us(created_before))
+            .bind(db_us(seen_before))
             .execute(&self.pool)
             .await
             .map_err(unavailable)?
@@ -574,6 +572,11 @@ fn user_of(r: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
         disabled: disabled != 0,
         generation: r.try_get(4)?,
     })
+}
+
+/// A microsecond time as the database's BIGINT.
+fn db_us(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// Seconds since the epoch.

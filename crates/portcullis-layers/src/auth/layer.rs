@@ -6,11 +6,10 @@ use http::{HeaderValue, Request, Response, header};
 use tower::{Layer, Service};
 
 use super::session::{
-    ActiveSession, PresentedSession, SessionCookie, SessionLookup, SessionSource, csrf_ok,
+    ActiveSession, PresentedSession, SessionCookie, SessionLookup, SessionSource, addressed, csrf_ok,
     take_session_cookie, unsafe_method,
 };
 use super::{Bearer, Identity, IdentityHeaders, Verifier, bearer};
-use crate::client::ClientInfo;
 use crate::future::{FastOrBoxed, OrReject};
 use crate::rejection::{Rejection, RejectionKind};
 use crate::request_id::RequestId;
@@ -147,11 +146,7 @@ impl Inner {
             SessionLookup::NotFound | SessionLookup::Unavailable => return Ok(()),
         };
         if unsafe_method(req.method()) {
-            let https = req.extensions().get::<ClientInfo>().is_some_and(|c| c.https);
-            let host = match req.headers().get(header::HOST) {
-                Some(h) => h.as_bytes(),
-                None => req.uri().authority().map_or(&b""[..], |a| a.as_str().as_bytes()),
-            };
+            let (https, host) = addressed(req);
             if !csrf_ok(req.headers(), &session.csrf, https, host) {
                 if !protected {
                     // A public route goes on, but not as this session.
@@ -259,17 +254,15 @@ where
         let presented = self.auth.present(&mut req);
         // No bearer token but a session cookie: the store is asked.
         if presented.token.is_none()
-            && let (SessionCookie::Id(_), Some(_)) = (&presented.cookie, &self.auth.sessions)
+            && let (SessionCookie::Id(sid), Some(src)) = (&presented.cookie, &self.auth.sessions)
         {
+            let (sid, src) = (sid.clone(), src.clone());
             let auth = self.auth.clone();
             let clone = self.inner.clone();
             let mut inner = std::mem::replace(&mut self.inner, clone);
             return FastOrBoxed::Boxed {
                 fut: Box::pin(async move {
-                    let lookup = match (&presented.cookie, &auth.sessions) {
-                        (SessionCookie::Id(sid), Some(src)) => src.lookup(sid).await,
-                        _ => SessionLookup::NotFound,
-                    };
+                    let lookup = src.lookup(&sid).await;
                     match auth.decide_session(&mut req, &presented, lookup) {
                         Ok(()) => inner.call(req).await,
                         Err(res) => Ok(res),

@@ -146,6 +146,19 @@ fn well_formed(v: &[u8]) -> bool {
         && v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
 }
 
+/// Where a request was addressed: whether the client used HTTPS (to us,
+/// or to a trusted proxy in front), and the host it named (`Host`, or the
+/// `:authority` of HTTP/2; empty when neither). What [`csrf_ok`] and
+/// [`same_origin`] compare an `Origin` with.
+pub fn addressed<B>(req: &http::Request<B>) -> (bool, &[u8]) {
+    let https = req.extensions().get::<crate::client::ClientInfo>().is_some_and(|c| c.https);
+    let host = match req.headers().get(header::HOST) {
+        Some(h) => h.as_bytes(),
+        None => req.uri().authority().map_or(&b""[..], |a| a.as_str().as_bytes()),
+    };
+    (https, host)
+}
+
 /// Whether a method changes state (needs the CSRF checks with a cookie).
 pub fn unsafe_method(m: &Method) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)

@@ -33,6 +33,14 @@ impl SameSite {
             SameSite::Strict => "Strict",
         }
     }
+
+    /// The whole attribute, as appended to a `Set-Cookie`.
+    fn attribute(self) -> &'static str {
+        match self {
+            SameSite::Lax => "SameSite=Lax",
+            SameSite::Strict => "SameSite=Strict",
+        }
+    }
 }
 
 /// When `Secure` is added.
@@ -123,12 +131,10 @@ pub fn harden(value: &HeaderValue, policy: &CookiePolicy, https: bool) -> Option
     if !p.http_only && policy.http_only && !policy.js_readable.iter().any(|n| n.as_bytes() == name) {
         add.push(b"HttpOnly");
     }
-    let same_site;
     if !p.same_site
         && let Some(s) = policy.same_site
     {
-        same_site = format!("SameSite={}", s.as_str());
-        add.push(same_site.as_bytes());
+        add.push(s.attribute().as_bytes());
     }
     if add.is_empty() {
         return None;
@@ -150,11 +156,23 @@ pub fn harden_all(headers: &mut HeaderMap, policy: &CookiePolicy, https: bool) {
     if !headers.contains_key(header::SET_COOKIE) {
         return;
     }
+    let mut changed = false;
     let all: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
-        .map(|v| harden(v, policy, https).unwrap_or_else(|| v.clone()))
+        .map(|v| match harden(v, policy, https) {
+            Some(h) => {
+                changed = true;
+                h
+            }
+            None => v.clone(),
+        })
         .collect();
+    // Already hardened (Portcullis' own cookie, a careful upstream): the
+    // fields stay as they are.
+    if !changed {
+        return;
+    }
     headers.remove(header::SET_COOKIE);
     for v in all {
         headers.append(header::SET_COOKIE, v);
