@@ -133,6 +133,22 @@ mod tests {
         assert_eq!(left, ["accept", "x-auth-subjects"]);
     }
 
+    /// The names the gateway protects from removal by `Connection` (C23):
+    /// an identity header a client names there must survive to be set.
+    #[test]
+    fn c23_names_are_every_configured_header() {
+        assert_eq!(
+            IdentityHeaders::default().names(),
+            [HeaderName::from_static("x-auth-subject"), HeaderName::from_static("x-auth-roles")]
+        );
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONNECTION, HeaderValue::from_static("x-auth-subject, keep-alive"));
+        h.insert("x-auth-subject", HeaderValue::from_static("set later by the layer"));
+        crate::forwarded::strip_hop_by_hop(&mut h, false, &IdentityHeaders::default().names());
+        assert!(h.contains_key("x-auth-subject"), "named in Connection, yet protected");
+        assert!(!h.contains_key(http::header::CONNECTION));
+    }
+
     #[test]
     fn c23_values_cannot_inject() {
         assert_eq!(encode("alice"), "alice");
