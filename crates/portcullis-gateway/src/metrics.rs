@@ -4,8 +4,8 @@
 //! store failures.
 
 use std::fmt::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use portcullis_layers::auth::Jwks;
 use portcullis_layers::input::{InjectionClass, InputReport};
@@ -17,10 +17,12 @@ use portcullis_layers::rejection::RejectionKind;
 pub struct Metrics {
     requests: AtomicU64,
     rejected: Vec<AtomicU64>,
+    /// Reloads: applied, refused.
+    reloads: [AtomicU64; 2],
     /// Injection findings in report mode: SQL, XSS (C20).
     injection_reports: [AtomicU64; 2],
-    jwks: std::sync::OnceLock<Arc<Jwks>>,
-    identity: std::sync::OnceLock<Arc<crate::identity::service::IdentityService>>,
+    jwks: RwLock<Option<Arc<Jwks>>>,
+    identity: RwLock<Option<Arc<crate::identity::service::IdentityService>>>,
 }
 
 impl Metrics {
@@ -29,20 +31,22 @@ impl Metrics {
         Arc::new(Metrics {
             requests: AtomicU64::new(0),
             rejected: RejectionKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            reloads: [AtomicU64::new(0), AtomicU64::new(0)],
             injection_reports: [AtomicU64::new(0), AtomicU64::new(0)],
-            jwks: std::sync::OnceLock::new(),
-            identity: std::sync::OnceLock::new(),
+            jwks: RwLock::new(None),
+            identity: RwLock::new(None),
         })
     }
 
-    /// Reports this JWKS cache's counters too.
-    pub fn watch_jwks(&self, jwks: Arc<Jwks>) {
-        let _ = self.jwks.set(jwks);
+    /// Reports this JWKS cache's counters too (the one of the current
+    /// configuration: a reload replaces it).
+    pub fn watch_jwks(&self, jwks: Option<Arc<Jwks>>) {
+        *self.jwks.write().unwrap_or_else(PoisonError::into_inner) = jwks;
     }
 
     /// Reports the identity provider's counters too (C24 C15 C31).
-    pub fn watch_identity(&self, identity: Arc<crate::identity::service::IdentityService>) {
-        let _ = self.identity.set(identity);
+    pub fn watch_identity(&self, identity: Option<Arc<crate::identity::service::IdentityService>>) {
+        *self.identity.write().unwrap_or_else(PoisonError::into_inner) = identity;
     }
 
     /// Counts one request and, if Portcullis answered it itself, its reason.
@@ -53,6 +57,11 @@ impl Metrics {
         {
             self.rejected[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a reload, applied or refused (C31).
+    pub fn record_reload(&self, ok: bool) {
+        self.reloads[usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts injection findings of a request passed in report mode (C20 C31).
@@ -95,6 +104,13 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
+        let _ =
+            writeln!(o, "# HELP portcullis_reloads_total Configuration reloads, applied or refused (C31).");
+        let _ = writeln!(o, "# TYPE portcullis_reloads_total counter");
+        for (result, n) in ["ok", "failed"].iter().zip(&self.reloads) {
+            let _ =
+                writeln!(o, "portcullis_reloads_total{{result=\"{result}\"}} {}", n.load(Ordering::Relaxed));
+        }
         let s = rate_limit.stats();
         let _ = writeln!(o, "# HELP portcullis_ratelimit_rejected_total Requests refused by a rate limit.");
         let _ = writeln!(o, "# TYPE portcullis_ratelimit_rejected_total counter");
@@ -105,7 +121,7 @@ impl Metrics {
         );
         let _ = writeln!(o, "# TYPE portcullis_ratelimit_store_errors_total counter");
         let _ = writeln!(o, "portcullis_ratelimit_store_errors_total {}", s.store_errors);
-        if let Some(j) = self.jwks.get() {
+        if let Some(j) = self.jwks.read().unwrap_or_else(PoisonError::into_inner).clone() {
             let s = j.stats();
             let _ = writeln!(o, "# HELP portcullis_jwks_fetches_total JWKS fetch attempts.");
             let _ = writeln!(o, "# TYPE portcullis_jwks_fetches_total counter");
@@ -120,7 +136,7 @@ impl Metrics {
             let _ = writeln!(o, "# TYPE portcullis_jwks_keys gauge");
             let _ = writeln!(o, "portcullis_jwks_keys {}", s.keys);
         }
-        if let Some(id) = self.identity.get() {
+        if let Some(id) = self.identity.read().unwrap_or_else(PoisonError::into_inner).clone() {
             let s = &id.stats;
             let rows: [(&str, &str, &std::sync::atomic::AtomicU64); 6] = [
                 ("portcullis_identity_logins_total", "Successful logins (C24).", &s.logins),

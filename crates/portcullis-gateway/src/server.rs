@@ -1,6 +1,9 @@
 //! Listeners: the main listener (TCP or TLS), the HTTP->HTTPS redirect
 //! listener and the admin listener; connection caps, header-read and idle
-//! timeouts, and graceful shutdown (C1, C14).
+//! timeouts, graceful shutdown (C1, C14), and reload: a new configuration
+//! is built beside the running one and swapped in whole; connections read
+//! the current one per connection (TLS, timeouts) and per request (the
+//! policy), so none is dropped.
 
 use std::convert::Infallible;
 use std::io;
@@ -24,12 +27,89 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tower::ServiceExt;
 
+use portcullis_layers::clock::Clock;
 use portcullis_layers::ratelimit::RateLimitLayer;
+
+use arc_swap::ArcSwap;
 
 use crate::config::{Config, Limits};
 use crate::framing::{Answering, EarlyAnswer, TrackedIo, Tracker, Verdicts};
 use crate::metrics::Metrics;
-use crate::stack::{GatewayService, build};
+use crate::stack::{GatewayService, Kept, build};
+
+/// What one configuration makes of the listeners; a reload swaps it whole.
+struct Generation {
+    service: GatewayService,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    answer: EarlyAnswer,
+    limits: Limits,
+    headers: Arc<SecurityHeaders>,
+    names: Arc<Vec<String>>,
+    kept: Kept,
+}
+
+impl Generation {
+    async fn new(cfg: &Config, clock: Arc<dyn Clock>, before: Option<&Kept>) -> io::Result<Generation> {
+        let (service, kept) = build(cfg, clock, before).await.map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Generation {
+            service,
+            tls: cfg.server.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.rustls.clone())),
+            answer: EarlyAnswer::new(Arc::new(cfg.headers.clone()), kept.metrics.clone()),
+            limits: cfg.limits.clone(),
+            headers: Arc::new(cfg.headers.clone()),
+            names: Arc::new(cfg.server.names.clone()),
+            kept,
+        })
+    }
+}
+
+type Current = Arc<ArcSwap<Generation>>;
+
+/// The settings a reload cannot change: the listeners are bound once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Bound {
+    listen: SocketAddr,
+    redirect_http: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+    max_connections: usize,
+}
+
+impl Bound {
+    fn of(cfg: &Config) -> Bound {
+        Bound {
+            listen: cfg.server.listen,
+            redirect_http: cfg.server.redirect_http,
+            admin: cfg.admin,
+            max_connections: cfg.limits.max_connections,
+        }
+    }
+
+    /// The keys whose new values wait for a restart.
+    fn differences(&self, new: &Bound) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.listen != new.listen {
+            keys.push("server.listen");
+        }
+        if self.redirect_http != new.redirect_http {
+            keys.push("server.redirect_http");
+        }
+        if self.admin != new.admin {
+            keys.push("admin.listen");
+        }
+        if self.max_connections != new.max_connections {
+            keys.push("limits.max_connections");
+        }
+        keys
+    }
+}
+
+/// What a reload did.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// Keys that changed but keep their old value until a restart (the
+    /// listeners are bound once).
+    pub needs_restart: Vec<&'static str>,
+}
 
 /// A running gateway.
 pub struct Running {
@@ -45,6 +125,10 @@ pub struct Running {
     ready: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
     accepting: mpsc::Receiver<()>,
+    current: Current,
+    bound: Bound,
+    clock: Arc<dyn Clock>,
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Running {
@@ -64,6 +148,34 @@ impl Running {
     /// Number of open client connections (gateway and redirect listeners).
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::SeqCst)
+    }
+
+    /// Builds `cfg` beside the running configuration and swaps it in:
+    /// connections accepted from now on use it whole, requests on open
+    /// connections from their next request; nothing in flight is dropped.
+    /// On an error (the identity store can't be opened) the running
+    /// configuration stays. Listener addresses and `limits.max_connections`
+    /// wait for a restart ([`Reloaded::needs_restart`]).
+    pub async fn reload(&self, cfg: &Config) -> io::Result<Reloaded> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let old = self.current.load_full();
+        match Generation::new(cfg, self.clock.clone(), Some(&old.kept)).await {
+            Ok(g) => {
+                self.current.store(Arc::new(g));
+                old.kept.metrics.record_reload(true);
+                Ok(Reloaded { needs_restart: self.bound.differences(&Bound::of(cfg)) })
+            }
+            Err(e) => {
+                old.kept.metrics.record_reload(false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Counts a reload refused before it reached [`Running::reload`] (an
+    /// invalid file).
+    pub fn reload_refused(&self) {
+        self.current.load().kept.metrics.record_reload(false);
     }
 
     /// Shuts down and waits until all connections are closed or the grace
@@ -138,24 +250,10 @@ pub async fn start_with_clock(
     let redirect_addr = redirect.as_ref().map(TcpListener::local_addr).transpose()?;
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
 
-    let identity = match &cfg.identity {
-        Some(_) => Some(Arc::new(
-            crate::identity::service::IdentityService::open(cfg, clock.clone())
-                .await
-                .map_err(|e| io::Error::other(e.to_string()))?,
-        )),
-        None => None,
-    };
-    let (service, metrics, rate_limit) = build(cfg, clock, identity);
-    let tls = cfg.server.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.rustls.clone()));
-    let answer = EarlyAnswer::new(Arc::new(cfg.headers.clone()), metrics.clone());
-    tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway { service, tls, answer }));
+    let current: Current = Arc::new(ArcSwap::from_pointee(Generation::new(cfg, clock.clone(), None).await?));
+    tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway(current.clone())));
     if let Some(l) = redirect {
-        let handler = Handler::Redirect {
-            https_port: addr.port(),
-            headers: Arc::new(cfg.headers.clone()),
-            names: Arc::new(cfg.server.names.clone()),
-        };
+        let handler = Handler::Redirect { https_port: addr.port(), current: current.clone() };
         tokio::spawn(accept_loop(l, ctx.clone(), handler));
     }
     if let Some(l) = admin {
@@ -164,6 +262,7 @@ pub async fn start_with_clock(
         // process and is not waited for.
         let (never_tx, _) = watch::channel(false);
         let (admin_done, _) = mpsc::channel::<()>(1);
+        let admin_current = current.clone();
         let admin_ctx = Ctx {
             limits: cfg.limits.clone(),
             shutdown: never_tx.subscribe(),
@@ -174,7 +273,7 @@ pub async fn start_with_clock(
         };
         tokio::spawn(async move {
             let _keep = never_tx;
-            accept_loop(l, admin_ctx, Handler::Admin { ready, metrics, rate_limit }).await;
+            accept_loop(l, admin_ctx, Handler::Admin { ready, current: admin_current }).await;
         });
     }
     drop(ctx);
@@ -188,14 +287,18 @@ pub async fn start_with_clock(
         ready: ready_flag,
         open,
         accepting: accepting_rx,
+        current,
+        bound: Bound::of(cfg),
+        clock,
+        reloading: tokio::sync::Mutex::new(()),
     })
 }
 
 #[derive(Clone)]
 enum Handler {
-    Gateway { service: GatewayService, tls: Option<tokio_rustls::TlsAcceptor>, answer: EarlyAnswer },
-    Redirect { https_port: u16, headers: Arc<SecurityHeaders>, names: Arc<Vec<String>> },
-    Admin { ready: Arc<AtomicBool>, metrics: Arc<Metrics>, rate_limit: RateLimitLayer },
+    Gateway(Current),
+    Redirect { https_port: u16, current: Current },
+    Admin { ready: Arc<AtomicBool>, current: Current },
 }
 
 async fn accept_loop(listener: TcpListener, mut ctx: Ctx, handler: Handler) {
@@ -239,36 +342,46 @@ async fn accept_loop(listener: TcpListener, mut ctx: Ctx, handler: Handler) {
 
 async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, handler: Handler) {
     match handler {
-        Handler::Gateway { service, tls: Some(acceptor), answer } => {
-            let hs = tokio::time::timeout(ctx.limits.header_read_timeout, acceptor.accept(tcp)).await;
-            let Ok(Ok(stream)) = hs else { return };
-            // What ALPN agreed on is the only protocol the connection speaks:
-            // an invalid h2 preface gets GOAWAY, not an HTTP/1 parse (h2spec).
-            let proto = if stream.get_ref().1.alpn_protocol() == Some(b"h2") { Proto::H2 } else { Proto::H1 };
-            let answer = (proto == Proto::H1).then_some(answer);
-            serve_gateway(stream, PeerAddr { addr: peer, https: true }, ctx, service, answer, proto).await;
+        Handler::Gateway(current) => {
+            // The configuration of the moment the connection arrived: its
+            // TLS certificate and timeouts hold for its life.
+            let generation = current.load_full();
+            let ctx = &Ctx { limits: generation.limits.clone(), ..ctx.clone() };
+            let answer = generation.answer.clone();
+            match &generation.tls {
+                Some(acceptor) => {
+                    let hs = tokio::time::timeout(ctx.limits.header_read_timeout, acceptor.accept(tcp)).await;
+                    drop(generation);
+                    let Ok(Ok(stream)) = hs else { return };
+                    // What ALPN agreed on is the only protocol the connection
+                    // speaks: an invalid h2 preface gets GOAWAY, not an
+                    // HTTP/1 parse (h2spec).
+                    let proto =
+                        if stream.get_ref().1.alpn_protocol() == Some(b"h2") { Proto::H2 } else { Proto::H1 };
+                    let answer = (proto == Proto::H1).then_some(answer);
+                    serve_gateway(stream, PeerAddr { addr: peer, https: true }, ctx, current, answer, proto)
+                        .await;
+                }
+                None => {
+                    drop(generation);
+                    let peer = PeerAddr { addr: peer, https: false };
+                    serve_gateway(tcp, peer, ctx, current, Some(answer), Proto::Auto).await;
+                }
+            }
         }
-        Handler::Gateway { service, tls: None, answer } => {
-            serve_gateway(
-                tcp,
-                PeerAddr { addr: peer, https: false },
-                ctx,
-                service,
-                Some(answer),
-                Proto::Auto,
-            )
-            .await;
-        }
-        Handler::Redirect { https_port, headers, names } => {
+        Handler::Redirect { https_port, current } => {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let res = redirect_response(&req, https_port, &headers, &names);
+                let g = current.load();
+                let res = redirect_response(&req, https_port, &g.headers, &g.names);
                 async move { Ok::<_, Infallible>(res) }
             });
             serve_conn(tcp, ctx, svc, Proto::Auto, Arc::default()).await;
         }
-        Handler::Admin { ready, metrics, rate_limit } => {
+        Handler::Admin { ready, current } => {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let res = admin_response(&req, ready.load(Ordering::SeqCst), &metrics, &rate_limit);
+                let g = current.load();
+                let res =
+                    admin_response(&req, ready.load(Ordering::SeqCst), &g.kept.metrics, &g.kept.rate_limit);
                 async move { Ok::<_, Infallible>(res) }
             });
             serve_conn(tcp, ctx, svc, Proto::Auto, Arc::default()).await;
@@ -282,7 +395,7 @@ async fn serve_gateway<IO>(
     io: IO,
     peer: PeerAddr,
     ctx: &Ctx,
-    service: GatewayService,
+    current: Current,
     answer: Option<EarlyAnswer>,
     proto: Proto,
 ) where
@@ -311,7 +424,8 @@ async fn serve_gateway<IO>(
         // (anything but an admitted WebSocket) ends its connection: the
         // client may already be sending the other protocol (C21 C28).
         let asked_upgrade = asks_upgrade(req.headers());
-        let fut = service.clone().oneshot(req);
+        // Each request runs on the configuration current when it arrives.
+        let fut = current.load().service.clone().oneshot(req);
         async move {
             let mut res = fut.await;
             if asked_upgrade

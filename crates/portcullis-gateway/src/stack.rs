@@ -15,7 +15,7 @@ use portcullis_layers::limit::BodyLimitLayer;
 use portcullis_layers::path::CanonicalPathLayer;
 use portcullis_layers::request_id::RequestIdLayer;
 use tower::ServiceBuilder;
-use tower::util::BoxCloneService;
+use tower::util::BoxCloneSyncService;
 
 use std::sync::Arc;
 
@@ -33,12 +33,12 @@ use crate::proxy::Proxy;
 use crate::redis_store::RedisStore;
 
 /// The gateway's request service.
-pub type GatewayService = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
+pub type GatewayService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
 
-/// The rate-limit layer of a configuration (its store connects lazily).
-pub fn rate_limit_layer(cfg: &Config, clock: Arc<dyn Clock>) -> RateLimitLayer {
+/// The rate-limit store of a configuration (a Redis store connects lazily).
+fn rate_limit_store(cfg: &Config) -> Arc<dyn Store> {
     let rl = &cfg.rate_limit;
-    let store: Arc<dyn Store> = match (rl.store, &cfg.state.redis) {
+    match (rl.store, &cfg.state.redis) {
         (StoreKind::Redis, Some(redis)) => match RedisStore::new(redis, cfg.state.redis_timeout) {
             Ok(s) => Arc::new(s),
             // Validated in stage 2; a failure here is a fault of ours.
@@ -48,7 +48,16 @@ pub fn rate_limit_layer(cfg: &Config, clock: Arc<dyn Clock>) -> RateLimitLayer {
             }
         },
         _ => Arc::new(MemoryStore::new(rl.max_keys)),
-    };
+    }
+}
+
+/// The rate-limit layer of a configuration (its store connects lazily).
+pub fn rate_limit_layer(cfg: &Config, clock: Arc<dyn Clock>) -> RateLimitLayer {
+    rate_limit_layer_on(cfg, clock, rate_limit_store(cfg))
+}
+
+fn rate_limit_layer_on(cfg: &Config, clock: Arc<dyn Clock>, store: Arc<dyn Store>) -> RateLimitLayer {
+    let rl = &cfg.rate_limit;
     RateLimitLayer::builder(rl.rules.clone(), store)
         .headers(rl.headers)
         .legacy_headers(rl.legacy_headers)
@@ -61,6 +70,30 @@ pub fn rate_limit_layer(cfg: &Config, clock: Arc<dyn Clock>) -> RateLimitLayer {
 /// fetching in the background (on the current tokio runtime) and is
 /// returned for metrics.
 pub fn auth_layer(cfg: &Config, clock: Arc<dyn Clock>) -> (AuthLayer, Option<Arc<Jwks>>) {
+    let (layer, task) = auth_layer_with(cfg, clock, None);
+    (layer, task.map(|t| t.jwks.clone()))
+}
+
+/// A JWKS cache and its background refresh, which stops when the last
+/// holder drops it (a reload that changed `[auth]`).
+pub struct JwksTask {
+    jwks: Arc<Jwks>,
+    refresh: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for JwksTask {
+    fn drop(&mut self) {
+        if let Some(h) = &self.refresh {
+            h.abort();
+        }
+    }
+}
+
+fn auth_layer_with(
+    cfg: &Config,
+    clock: Arc<dyn Clock>,
+    kept: Option<Arc<JwksTask>>,
+) -> (AuthLayer, Option<Arc<JwksTask>>) {
     let a = &cfg.auth;
     let own = cfg.identity.as_ref().map(|id| {
         let (keys, _) = KeySet::from_jwks(&id.key.jwks(), SUPPORTED).unwrap_or_default();
@@ -74,17 +107,22 @@ pub fn auth_layer(cfg: &Config, clock: Arc<dyn Clock>) -> (AuthLayer, Option<Arc
         });
         return (AuthLayer::new(verifier, a.identity_headers.clone()).forward_token(a.forward_token), None);
     };
-    let jwks = j.jwks_url.as_ref().map(|url| {
+    let task = j.jwks_url.as_ref().map(|url| {
+        if let Some(t) = kept {
+            return t;
+        }
         let fetch = HttpFetch::new(url.clone(), j.jwks_timeout);
         let jwks = Arc::new(Jwks::new(Box::new(fetch), clock.clone(), j.jwks.clone()));
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn(jwks.clone().run());
+        let refresh = match tokio::runtime::Handle::try_current() {
+            Ok(rt) => Some(rt.spawn(jwks.clone().run()).abort_handle()),
+            Err(_) => {
+                tracing::error!("no runtime: the JWKS is fetched on the first unknown key only");
+                None
             }
-            Err(_) => tracing::error!("no runtime: the JWKS is fetched on the first unknown key only"),
-        }
-        jwks
+        };
+        Arc::new(JwksTask { jwks, refresh })
     });
+    let jwks = task.as_ref().map(|t| t.jwks.clone());
     // External tokens and, with [identity], Portcullis' own: its key joins
     // the static keys, its issuer and audience the accepted ones (where
     // [auth.jwt] checks them at all).
@@ -99,10 +137,10 @@ pub fn auth_layer(cfg: &Config, clock: Arc<dyn Clock>) -> (AuthLayer, Option<Arc
             policy.audiences.push(aud);
         }
     }
-    let verifier = Verifier::new(policy, keys, jwks.clone()).cache_capacity(j.cache_size).clock(clock);
+    let verifier = Verifier::new(policy, keys, jwks).cache_capacity(j.cache_size).clock(clock);
     (
         AuthLayer::new(Some(Arc::new(verifier)), a.identity_headers.clone()).forward_token(a.forward_token),
-        jwks,
+        task,
     )
 }
 
@@ -112,29 +150,65 @@ pub fn input_layer(cfg: &Config) -> InputLayer {
     InputLayer::new(cfg.input.default_policy.clone())
 }
 
-/// Builds the request path for a configuration; the metrics handles come back
-/// for the admin listener.
-pub fn build(
+/// The stateful parts of a gateway. A reload builds the new request path
+/// with the parts of the old one whose sections are written the same: rate
+/// limit counters (`[state]`, `[rate_limit_options]`), the identity
+/// provider with its sessions and lockouts (`[identity]`, `[sessions]`,
+/// `[state]`, `[auth]`, and the same signing key) and the JWKS cache
+/// (`[auth]`). The counters of `/metrics` always carry over.
+#[derive(Clone)]
+pub struct Kept {
+    sections: crate::config::Sections,
+    /// The counters of `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The rate limiter (the admin listener reads its counters).
+    pub rate_limit: RateLimitLayer,
+    rate_store: Arc<dyn Store>,
+    jwks: Option<Arc<JwksTask>>,
+    identity: Option<Arc<IdentityService>>,
+    identity_key: Option<Vec<u8>>,
+}
+
+impl Kept {
+    /// The JWKS cache, if `[auth.jwt]` fetches one.
+    pub fn jwks(&self) -> Option<&Arc<Jwks>> {
+        self.jwks.as_ref().map(|t| &t.jwks)
+    }
+}
+
+const RATE_STORE_SECTIONS: &[&str] = &["state", "rate_limit_options"];
+const IDENTITY_SECTIONS: &[&str] = &["identity", "sessions", "state", "auth"];
+const AUTH_SECTIONS: &[&str] = &["auth"];
+
+/// Builds the request path for a configuration, opening the identity
+/// store if `[identity]` is on; with `before`, a reload: what its sections
+/// leave unchanged is reused (see [`Kept`]).
+pub async fn build(
     cfg: &Config,
     clock: Arc<dyn Clock>,
-    identity: Option<Arc<IdentityService>>,
-) -> (GatewayService, Arc<Metrics>, RateLimitLayer) {
-    let metrics = Metrics::new();
-    let rate_limit = rate_limit_layer(cfg, clock.clone());
-    let (mut auth, jwks) = auth_layer(cfg, clock);
+    before: Option<&Kept>,
+) -> Result<(GatewayService, Kept), crate::identity::store::StoreError> {
+    let same = |names: &[&str]| before.filter(|b| b.sections.same(&cfg.sections, names));
+    let identity_key = cfg.identity.as_ref().map(|i| i.key.jwks());
+    let identity = match (&cfg.identity, same(IDENTITY_SECTIONS).filter(|b| b.identity_key == identity_key)) {
+        (None, _) => None,
+        (Some(_), Some(b)) if b.identity.is_some() => b.identity.clone(),
+        (Some(_), _) => Some(Arc::new(IdentityService::open(cfg, clock.clone()).await?)),
+    };
+    let rate_store =
+        same(RATE_STORE_SECTIONS).map_or_else(|| rate_limit_store(cfg), |b| b.rate_store.clone());
+    let metrics = before.map_or_else(Metrics::new, |b| b.metrics.clone());
+    let rate_limit = rate_limit_layer_on(cfg, clock.clone(), rate_store.clone());
+    let (mut auth, jwks) = auth_layer_with(cfg, clock, same(AUTH_SECTIONS).and_then(|b| b.jwks.clone()));
     if let Some(s) = identity.as_ref().and_then(|i| i.sessions()) {
         auth = auth.sessions(s.clone()); // C25 C10
     }
-    if let Some(j) = jwks {
-        metrics.watch_jwks(j);
-    }
-    if let Some(id) = &identity {
-        metrics.watch_identity(id.clone());
-    }
+    metrics.watch_jwks(jwks.as_ref().map(|t| t.jwks.clone()));
+    metrics.watch_identity(identity.clone());
     // The policy below the canonical path, boxed once: the outer layers
     // then name a small type (two rate-limit services in one nested type
     // made type checking take minutes).
-    let policy: GatewayService = BoxCloneService::new(
+    let policy: GatewayService = BoxCloneSyncService::new(
         ServiceBuilder::new()
             .layer(cfg.cors.layer.clone()) // C8: preflights answered here, never routed or forwarded
             .layer(RouteLayer::new(cfg.routes.table.clone())) // C21 C28: deny by default
@@ -151,7 +225,7 @@ pub fn build(
                     .log_limit(cfg.errors.log_body_bytes),
             )
             .service(Endpoints {
-                identity,
+                identity: identity.clone(),
                 proxy: Proxy::new(
                     &cfg.upstream,
                     cfg.limits.request_timeout,
@@ -169,7 +243,16 @@ pub fn build(
         .layer(RecordPathLayer)
         .layer(rate_limit.for_preflights()) // C11: preflights are counted too
         .service(policy);
-    (BoxCloneService::new(stack), metrics, rate_limit)
+    let kept = Kept {
+        sections: cfg.sections.clone(),
+        metrics,
+        rate_limit,
+        rate_store,
+        jwks,
+        identity,
+        identity_key,
+    };
+    Ok((BoxCloneSyncService::new(stack), kept))
 }
 
 /// The innermost service: Portcullis' own endpoints (the identity routes,

@@ -42,12 +42,17 @@ async fn tls_gateway_with(
     certs: &Certs,
     redirect: &str,
 ) -> portcullis_gateway::server::Running {
+    portcullis_gateway::server::start(&tls_config(up, certs, redirect)).await.unwrap()
+}
+
+/// The configuration of [`tls_gateway_with`], read (with its certificate
+/// files) from `certs.dir`.
+fn tls_config(up: std::net::SocketAddr, certs: &Certs, redirect: &str) -> portcullis_gateway::config::Config {
     let text = format!(
         "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n{redirect}[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[upstream]\nurl = \"http://{up}\"\n{}",
         common::PUBLIC_CATCH_ALL
     );
-    let cfg = portcullis_gateway::config::from_str(&text, certs.dir.path(), &|_| None).unwrap();
-    portcullis_gateway::server::start(&cfg).await.unwrap()
+    portcullis_gateway::config::from_str(&text, certs.dir.path(), &|_| None).unwrap()
 }
 
 fn client_config(
@@ -243,4 +248,46 @@ async fn c1_plain_http_to_tls_port_gets_no_response() {
     let gw = tls_gateway(up.addr, &c, false).await;
     let out = raw(gw.addr, b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert!(!out.contains("200"), "{out}");
+}
+
+// C4 (issue 17): new certificate files and a reload: a new connection is
+// served the new certificate, a connection opened before keeps working.
+#[tokio::test]
+async fn c4_certificate_rotation_by_reload_is_seen_by_a_real_tls_client() {
+    let up = upstream().await;
+    let old = certs();
+    let gw = tls_gateway(up.addr, &old, false).await;
+    let new = certs();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(old.cert_der.clone()).unwrap();
+    roots.add(new.cert_der.clone()).unwrap();
+    let mut trusts_both =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    trusts_both.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let served = |s: &tokio_rustls::client::TlsStream<TcpStream>| {
+        s.get_ref().1.peer_certificates().unwrap()[0].clone()
+    };
+
+    let before = connect(gw.addr, trusts_both.clone()).await.unwrap();
+    assert_eq!(served(&before), old.cert_der);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(before)).await.unwrap();
+    tokio::spawn(conn);
+    let req =
+        || Request::builder().uri("/x").header("host", "localhost").body(Full::new(Bytes::new())).unwrap();
+    assert_eq!(sender.send_request(req()).await.unwrap().status(), 200);
+
+    // The files are replaced in place, as certbot or a mounted secret does.
+    for f in ["cert.pem", "key.pem"] {
+        std::fs::copy(new.dir.path().join(f), old.dir.path().join(f)).unwrap();
+    }
+    gw.reload(&tls_config(up.addr, &old, "")).await.unwrap();
+
+    let after = connect(gw.addr, trusts_both).await.unwrap();
+    assert_eq!(served(&after), new.cert_der, "a new connection must get the new certificate");
+    let res = sender.send_request(req()).await.expect("the connection opened before the reload was dropped");
+    assert_eq!(res.status(), 200);
 }

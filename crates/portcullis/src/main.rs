@@ -41,6 +41,19 @@ enum Command {
         /// Listen here instead of the configuration's `server.listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Write the process id here (for `portcullis reload`); removed on exit.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// Reload when the configuration file or the TLS certificate or key
+        /// changes (checked every 2 seconds), as on SIGHUP.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Ask a running `serve` to reload its configuration (sends SIGHUP).
+    Reload {
+        /// The file `serve --pid-file` wrote.
+        #[arg(long)]
+        pid_file: PathBuf,
     },
     /// Validate a configuration and print the effective policy (like `nginx -t`).
     Check {
@@ -73,14 +86,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Serve { config, listen } => {
-            let cfg = match config::load(&config) {
-                Ok(mut c) => {
-                    if let Some(l) = listen {
-                        c.server.listen = l;
-                    }
-                    c
-                }
+        Command::Serve { config, listen, pid_file, watch } => {
+            let cfg = match load(&config, listen) {
+                Ok(c) => c,
                 Err(problems) => {
                     eprintln!(
                         "portcullis: refusing to start, {} problem(s) in {}:",
@@ -91,8 +99,19 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            run(|| async move { serve(cfg).await })
+            let opts = ServeOpts { path: config, listen, pid_file, watch };
+            run(|| async move { serve(cfg, opts).await })
         }
+        Command::Reload { pid_file } => match send_reload(&pid_file) {
+            Ok(pid) => {
+                eprintln!("portcullis: asked process {pid} to reload; its log says whether it did");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("portcullis: {e:#}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        },
         Command::Demo { listen, api_listen } => run(|| async move { demo_cmd(listen, api_listen).await }),
         Command::Keys(k) => match identity_cli::keys(k) {
             Ok(()) => ExitCode::SUCCESS,
@@ -156,12 +175,33 @@ where
     }
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+/// How `serve` was started: what a reload needs to read the file again.
+struct ServeOpts {
+    path: PathBuf,
+    listen: Option<SocketAddr>,
+    pid_file: Option<PathBuf>,
+    watch: bool,
+}
+
+/// Loads the configuration, with `--listen` applied.
+fn load(path: &std::path::Path, listen: Option<SocketAddr>) -> Result<Config, config::Problems> {
+    let mut c = config::load(path)?;
+    if let Some(l) = listen {
+        c.server.listen = l;
+    }
+    Ok(c)
+}
+
+async fn serve(cfg: Config, opts: ServeOpts) -> anyhow::Result<()> {
     logging::init();
     for w in &cfg.warnings.0 {
         tracing::warn!(target: "portcullis", at = %w.at, "{}", w.message);
     }
     let running = server::start(&cfg).await.context("can't listen")?;
+    let _pid_file = match &opts.pid_file {
+        Some(p) => Some(PidFile::create(p)?),
+        None => None,
+    };
     tracing::info!(
         target: "portcullis",
         listen = %running.addr,
@@ -171,11 +211,146 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         upstream = %cfg.upstream.url,
         "portcullis started"
     );
-    wait_for_signal().await;
+    let mut watched = opts.watch.then(|| Watched::read(&opts.path, &cfg));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut signals = Signals::new();
+    loop {
+        tokio::select! {
+            s = signals.next() => match s {
+                Signal::Stop => break,
+                Signal::Reload => {
+                    tracing::info!(target: "portcullis", trigger = "signal", "reloading");
+                    let new = reload(&running, &opts).await;
+                    if let (Some(w), Some(cfg)) = (&mut watched, &new) {
+                        *w = Watched::read(&opts.path, cfg);
+                    }
+                }
+            },
+            _ = tick.tick(), if watched.is_some() => {
+                let Some(w) = &mut watched else { continue };
+                if !w.changed(&opts.path) {
+                    continue;
+                }
+                tracing::info!(target: "portcullis", trigger = "watch", "reloading");
+                // A refused file is not retried until it changes again.
+                *w = match reload(&running, &opts).await {
+                    Some(cfg) => Watched::read(&opts.path, &cfg),
+                    None => Watched::read(&opts.path, &w.cfg),
+                };
+            }
+        }
+    }
     tracing::info!(target: "portcullis", "shutting down: draining in-flight requests");
     let clean = running.drain().await;
     tracing::info!(target: "portcullis", drained = clean, "stopped");
     Ok(())
+}
+
+/// Reads, validates and applies the configuration file again. A refused
+/// file is logged problem by problem and the running configuration stays.
+async fn reload(running: &server::Running, opts: &ServeOpts) -> Option<Config> {
+    let cfg = match load(&opts.path, opts.listen) {
+        Ok(c) => c,
+        Err(problems) => {
+            running.reload_refused();
+            for p in &problems.0 {
+                tracing::error!(target: "portcullis", at = %p.at, "{}", p.message);
+            }
+            tracing::error!(
+                target: "portcullis",
+                problems = problems.0.len(),
+                "reload refused: the running configuration stays"
+            );
+            return None;
+        }
+    };
+    for w in &cfg.warnings.0 {
+        tracing::warn!(target: "portcullis", at = %w.at, "{}", w.message);
+    }
+    match running.reload(&cfg).await {
+        Ok(r) => {
+            for key in &r.needs_restart {
+                tracing::warn!(target: "portcullis", key, "changed, but takes effect on restart only");
+            }
+            tracing::info!(target: "portcullis", upstream = %cfg.upstream.url, "reloaded");
+            Some(cfg)
+        }
+        Err(e) => {
+            tracing::error!(target: "portcullis", error = %e, "reload failed: the running configuration stays");
+            None
+        }
+    }
+}
+
+/// What `--watch` compares: the configuration file and the TLS files it
+/// names, as bytes (a mounted secret is replaced by a symlink swap, which
+/// leaves modification times unreliable).
+struct Watched {
+    cfg: Config,
+    contents: Vec<Option<Vec<u8>>>,
+}
+
+impl Watched {
+    fn files(path: &std::path::Path, cfg: &Config) -> Vec<PathBuf> {
+        let mut f = vec![path.to_path_buf()];
+        if let Some(t) = &cfg.server.tls {
+            f.extend([t.cert.clone(), t.key.clone()]);
+        }
+        f
+    }
+
+    fn read(path: &std::path::Path, cfg: &Config) -> Watched {
+        let contents = Watched::files(path, cfg).iter().map(|f| std::fs::read(f).ok()).collect();
+        Watched { cfg: cfg.clone(), contents }
+    }
+
+    fn changed(&self, path: &std::path::Path) -> bool {
+        Watched::files(path, &self.cfg)
+            .iter()
+            .map(|f| std::fs::read(f).ok())
+            .ne(self.contents.iter().cloned())
+    }
+}
+
+/// `serve --pid-file`: written once listening, removed on exit.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn create(path: &std::path::Path) -> anyhow::Result<PidFile> {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("can't write the pid file {}", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `portcullis reload`: SIGHUP to the process named in the pid file.
+fn send_reload(pid_file: &std::path::Path) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(pid_file)
+        .with_context(|| format!("can't read the pid file {}", pid_file.display()))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .with_context(|| format!("{} does not hold a process id", pid_file.display()))?;
+    #[cfg(unix)]
+    {
+        let target = rustix::process::Pid::from_raw(pid).context("not a process id")?;
+        rustix::process::kill_process(target, rustix::process::Signal::HUP)
+            .with_context(|| format!("can't signal process {pid} (from {})", pid_file.display()))?;
+        Ok(pid)
+    }
+    #[cfg(not(unix))]
+    {
+        anyhow::bail!("reload needs a Unix signal; restart the service instead")
+    }
 }
 
 async fn demo_cmd(listen: SocketAddr, api_listen: SocketAddr) -> anyhow::Result<()> {
@@ -213,24 +388,54 @@ Access log (JSON) follows. Ctrl-C stops.
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// What a signal asks of `serve`.
+enum Signal {
+    /// SIGTERM or SIGINT: drain and stop.
+    Stop,
+    /// SIGHUP: reload the configuration.
+    Reload,
+}
+
+/// The signals `serve` listens to.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(t), Ok(i), Ok(h)) => Some([t, i, h]),
+                _ => None,
+            };
+            Signals { streams }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        if let Some([term, int, hup]) = &mut self.streams {
+            return tokio::select! {
+                _ = term.recv() => Signal::Stop,
+                _ = int.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
+            };
+        }
         let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop
     }
+}
+
+async fn wait_for_signal() {
+    let mut s = Signals::new();
+    while !matches!(s.next().await, Signal::Stop) {}
 }

@@ -471,3 +471,96 @@ async fn serve_names_a_taken_address_and_listen_overrides_it() {
     assert_eq!(got.ip(), addr.ip());
     drop(taken);
 }
+
+/// Reads log lines until one contains `needle`; returns it.
+async fn wait_for_line(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    needle: &str,
+    seen: &mut Vec<String>,
+) -> String {
+    loop {
+        let line = lines.next_line().await.unwrap().unwrap_or_else(|| panic!("exited before {needle:?}"));
+        seen.push(line.clone());
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+/// Issue 17 item 1: `portcullis reload --pid-file` (SIGHUP) applies a new
+/// file; a file with problems is refused, each problem logged with its
+/// place, and the old configuration keeps serving; `--watch` reloads on
+/// its own when the file changes; SIGTERM still drains and the pid file
+/// goes.
+#[tokio::test(flavor = "multi_thread")]
+async fn c4_reload_by_signal_and_by_watch_keeps_serving_through_a_refused_file() {
+    let api = portcullis_gateway::demo::start_naive_api("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{api}\"\n[[route]]\npath = \"/api/hello\"\npublic = true\n"
+    );
+    let (dir, path) = write_config(&base);
+    let pid_file = dir.path().join("portcullis.pid");
+    let (mut child, addr, mut seen, mut lines) =
+        common::serve_with(&path, &["--pid-file", pid_file.to_str().unwrap()], &[]).await;
+    let started: serde_json::Value = serde_json::from_str(seen.last().unwrap()).unwrap();
+    let admin: SocketAddr = started["admin"].as_str().unwrap().parse().unwrap();
+    let status = |path: &'static str| async move {
+        let out = http(addr, format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")).await;
+        out[9..12].to_owned()
+    };
+    assert_eq!(status("/api/hello").await, "200");
+    assert_eq!(status("/api/headers").await, "404");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(pid.trim(), child.id().unwrap().to_string());
+
+    // A file with two problems: refused, each problem logged with its key.
+    std::fs::write(&path, base.replace("[[route]]", "[limits]\nbody = \"lots\"\n[[route]]\nmethods = []\n"))
+        .unwrap();
+    let out = run(&["reload", "--pid-file", pid_file.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let refused = wait_for_line(&mut lines, "reload refused", &mut seen).await;
+    assert!(refused.contains("\"problems\":2"), "{refused}");
+    let logged = seen.join("\n");
+    assert!(logged.contains("limits.body"), "{logged}");
+    assert!(logged.contains("methods"), "{logged}");
+    assert_eq!(status("/api/hello").await, "200", "the old configuration must keep serving");
+
+    // A valid file, by signal: in force for the next request.
+    std::fs::write(&path, base.replace("/api/hello", "/api/headers")).unwrap();
+    assert!(run(&["reload", "--pid-file", pid_file.to_str().unwrap()], &[]).status.success());
+    wait_for_line(&mut lines, "\"reloaded\"", &mut seen).await;
+    assert_eq!(status("/api/headers").await, "200");
+    assert_eq!(status("/api/hello").await, "404");
+
+    let metrics =
+        http(admin, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_owned()).await;
+    assert!(metrics.contains("portcullis_reloads_total{result=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("portcullis_reloads_total{result=\"failed\"} 1"), "{metrics}");
+
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    while let Some(line) = lines.next_line().await.unwrap() {
+        seen.push(line);
+    }
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    assert!(seen.join("\n").contains("stopped"));
+    assert!(!pid_file.exists(), "the pid file outlived the process");
+
+    // No process behind the pid file: a clear error.
+    let out = run(&["reload", "--pid-file", pid_file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("can't read the pid file"));
+
+    // --watch: the file changes, nobody signals.
+    let (_child, addr, mut seen, mut lines) = common::serve_with(&path, &["--watch"], &[]).await;
+    let status = |path: &'static str| async move {
+        let out = http(addr, format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")).await;
+        out[9..12].to_owned()
+    };
+    assert_eq!(status("/api/hello").await, "404");
+    std::fs::write(&path, base.clone()).unwrap();
+    let line = wait_for_line(&mut lines, "\"reloading\"", &mut seen).await;
+    assert!(line.contains("\"trigger\":\"watch\""), "{line}");
+    wait_for_line(&mut lines, "\"reloaded\"", &mut seen).await;
+    assert_eq!(status("/api/hello").await, "200");
+}

@@ -230,6 +230,7 @@ pub fn from_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
             sessions,
             cookies,
             warnings,
+            sections: Sections(std::sync::Arc::new(doc)),
         }),
         _ => {
             p.locate(text);
@@ -280,6 +281,30 @@ pub struct Config {
     /// What is valid but probably not meant (`check` prints these, `serve`
     /// logs them).
     pub warnings: Problems,
+    /// The file's sections as written: a reload keeps the state of a part
+    /// (rate-limit counters, sessions, the JWKS cache) whose sections did
+    /// not change.
+    pub sections: Sections,
+}
+
+/// The sections of a configuration file as parsed, before validation.
+/// Compared, never printed: `Debug` shows the section names only (a
+/// section may hold a secret).
+#[derive(Clone, Default)]
+pub struct Sections(std::sync::Arc<toml::Table>);
+
+impl Sections {
+    /// Whether these sections are written the same in both files (absent in
+    /// both counts as the same).
+    pub fn same(&self, other: &Sections, names: &[&str]) -> bool {
+        names.iter().all(|n| self.0.get(*n) == other.0.get(*n))
+    }
+}
+
+impl std::fmt::Debug for Sections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// Reads and validates a configuration file, resolving secrets from the
