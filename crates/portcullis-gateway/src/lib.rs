@@ -11,6 +11,7 @@ pub mod jwks;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+mod readiness;
 pub mod redis_store;
 pub mod server;
 pub mod stack;

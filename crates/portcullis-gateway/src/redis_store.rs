@@ -157,6 +157,11 @@ impl RedisConn {
         tokio::time::timeout(timeout, run).await.unwrap_or(Err("timed out"))
     }
 
+    /// Whether a server answers a PING within `timeout`.
+    pub(crate) async fn ping(&self, timeout: Duration) -> Result<(), &'static str> {
+        self.call(timeout, async |mut c| redis::cmd("PING").query_async::<()>(&mut c).await).await
+    }
+
     /// A connection for one call; for a cluster, made on first use and at
     /// most one attempt per second while it is down.
     pub(crate) async fn get(&self) -> Result<RedisHandle, StoreError> {
@@ -249,6 +254,12 @@ impl RedisStore {
     /// A store on a Redis Cluster, given seed node URLs.
     pub fn cluster(urls: &[String], timeout: Duration) -> Result<RedisStore, String> {
         Ok(RedisStore::with(RedisConn::cluster(urls.to_vec(), timeout)?, timeout))
+    }
+
+    /// Whether the server answers a PING within the store's timeout
+    /// (`/readyz`).
+    pub async fn ping(&self) -> Result<(), &'static str> {
+        self.conn.ping(self.timeout).await
     }
 
     fn with(conn: RedisConn, timeout: Duration) -> RedisStore {

@@ -28,13 +28,11 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tower::ServiceExt;
 
 use portcullis_layers::clock::Clock;
-use portcullis_layers::ratelimit::RateLimitLayer;
 
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, Limits};
 use crate::framing::{Answering, EarlyAnswer, TrackedIo, Tracker, Verdicts};
-use crate::metrics::Metrics;
 use crate::stack::{GatewayService, Kept, build};
 
 /// What one configuration makes of the listeners; a reload swaps it whole.
@@ -45,6 +43,7 @@ struct Generation {
     limits: Limits,
     headers: Arc<SecurityHeaders>,
     names: Arc<Vec<String>>,
+    readiness: crate::readiness::Readiness,
     kept: Kept,
 }
 
@@ -58,6 +57,12 @@ impl Generation {
             limits: cfg.limits.clone(),
             headers: Arc::new(cfg.headers.clone()),
             names: Arc::new(cfg.server.names.clone()),
+            readiness: crate::readiness::Readiness::new(
+                cfg,
+                kept.jwks().cloned(),
+                kept.rate_limit_redis().cloned(),
+                kept.sessions().cloned(),
+            ),
             kept,
         })
     }
@@ -379,10 +384,9 @@ async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, handler: Handler
         }
         Handler::Admin { ready, current } => {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let g = current.load();
-                let res =
-                    admin_response(&req, ready.load(Ordering::SeqCst), &g.kept.metrics, &g.kept.rate_limit);
-                async move { Ok::<_, Infallible>(res) }
+                let g = current.load_full();
+                let draining = !ready.load(Ordering::SeqCst);
+                async move { Ok::<_, Infallible>(admin_response(&req, draining, &g).await) }
             });
             serve_conn(tcp, ctx, svc, Proto::Auto, Arc::default()).await;
         }
@@ -586,15 +590,10 @@ fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
     res
 }
 
-fn admin_response(
-    req: &Request<Incoming>,
-    ready: bool,
-    metrics: &Metrics,
-    rate_limit: &RateLimitLayer,
-) -> Response<Body> {
+async fn admin_response(req: &Request<Incoming>, draining: bool, g: &Generation) -> Response<Body> {
     let mut res = match req.uri().path() {
         "/metrics" => {
-            let mut r = Response::new(Body::from(metrics.render(rate_limit)));
+            let mut r = Response::new(Body::from(g.kept.metrics.render(&g.kept.rate_limit)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -602,8 +601,18 @@ fn admin_response(
             r
         }
         "/healthz" => json_response(StatusCode::OK, "{\"status\":\"ok\"}"),
-        "/readyz" if ready => json_response(StatusCode::OK, "{\"status\":\"ready\"}"),
-        "/readyz" => json_response(StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"draining\"}"),
+        "/readyz" if draining => json_response(StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"draining\"}"),
+        "/readyz" => {
+            let reasons = g.readiness.reasons().await;
+            if reasons.is_empty() {
+                json_response(StatusCode::OK, "{\"status\":\"ready\"}")
+            } else {
+                let body = serde_json::json!({ "status": "not_ready", "reasons": reasons }).to_string();
+                let mut r = json_response(StatusCode::SERVICE_UNAVAILABLE, "");
+                *r.body_mut() = Body::from(body);
+                r
+            }
+        }
         _ => Rejection::new(RejectionKind::NotFound).into_response(None),
     };
     SecurityHeaders::helmet().apply(res.headers_mut(), false);

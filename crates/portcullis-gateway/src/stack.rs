@@ -35,25 +35,29 @@ use crate::redis_store::RedisStore;
 /// The gateway's request service.
 pub type GatewayService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
 
-/// The rate-limit store of a configuration (a Redis store connects lazily).
-fn rate_limit_store(cfg: &Config) -> Arc<dyn Store> {
+/// The rate-limit store of a configuration (a Redis store connects
+/// lazily), and the same store as Redis for `/readyz` to ping.
+fn rate_limit_store(cfg: &Config) -> (Arc<dyn Store>, Option<Arc<RedisStore>>) {
     let rl = &cfg.rate_limit;
     match (rl.store, &cfg.state.redis) {
         (StoreKind::Redis, Some(redis)) => match RedisStore::new(redis, cfg.state.redis_timeout) {
-            Ok(s) => Arc::new(s),
+            Ok(s) => {
+                let s = Arc::new(s);
+                (s.clone(), Some(s))
+            }
             // Validated in stage 2; a failure here is a fault of ours.
             Err(e) => {
                 tracing::error!(error = %e, "redis store unavailable; rate limits use the in-process store");
-                Arc::new(MemoryStore::new(rl.max_keys))
+                (Arc::new(MemoryStore::new(rl.max_keys)), None)
             }
         },
-        _ => Arc::new(MemoryStore::new(rl.max_keys)),
+        _ => (Arc::new(MemoryStore::new(rl.max_keys)), None),
     }
 }
 
 /// The rate-limit layer of a configuration (its store connects lazily).
 pub fn rate_limit_layer(cfg: &Config, clock: Arc<dyn Clock>) -> RateLimitLayer {
-    rate_limit_layer_on(cfg, clock, rate_limit_store(cfg))
+    rate_limit_layer_on(cfg, clock, rate_limit_store(cfg).0)
 }
 
 fn rate_limit_layer_on(cfg: &Config, clock: Arc<dyn Clock>, store: Arc<dyn Store>) -> RateLimitLayer {
@@ -163,7 +167,7 @@ pub struct Kept {
     pub metrics: Arc<Metrics>,
     /// The rate limiter (the admin listener reads its counters).
     pub rate_limit: RateLimitLayer,
-    rate_store: Arc<dyn Store>,
+    rate_store: (Arc<dyn Store>, Option<Arc<RedisStore>>),
     jwks: Option<Arc<JwksTask>>,
     identity: Option<Arc<IdentityService>>,
     identity_key: Option<Vec<u8>>,
@@ -173,6 +177,16 @@ impl Kept {
     /// The JWKS cache, if `[auth.jwt]` fetches one.
     pub fn jwks(&self) -> Option<&Arc<Jwks>> {
         self.jwks.as_ref().map(|t| &t.jwks)
+    }
+
+    /// The rate limiter's store when it is Redis.
+    pub fn rate_limit_redis(&self) -> Option<&Arc<RedisStore>> {
+        self.rate_store.1.as_ref()
+    }
+
+    /// The session manager, with `[sessions]`.
+    pub fn sessions(&self) -> Option<&Arc<crate::identity::sessions::Sessions>> {
+        self.identity.as_ref().and_then(|i| i.sessions())
     }
 }
 
@@ -198,7 +212,7 @@ pub async fn build(
     let rate_store =
         same(RATE_STORE_SECTIONS).map_or_else(|| rate_limit_store(cfg), |b| b.rate_store.clone());
     let metrics = before.map_or_else(Metrics::new, |b| b.metrics.clone());
-    let rate_limit = rate_limit_layer_on(cfg, clock.clone(), rate_store.clone());
+    let rate_limit = rate_limit_layer_on(cfg, clock.clone(), rate_store.0.clone());
     let (mut auth, jwks) = auth_layer_with(cfg, clock, same(AUTH_SECTIONS).and_then(|b| b.jwks.clone()));
     if let Some(s) = identity.as_ref().and_then(|i| i.sessions()) {
         auth = auth.sessions(s.clone()); // C25 C10

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 
 mod common;
+#[path = "common/redis.rs"]
+mod redis_server;
 
 use std::time::Duration;
 
@@ -100,4 +102,106 @@ async fn admin_endpoints() {
     // On the main listener /healthz is just a path of the upstream.
     let (_, body) = get(gw.addr, "/healthz").await;
     assert_eq!(json(&body), serde_json::json!({"ok": true}));
+}
+
+/// Asks `/readyz` until its status is `want` (the probes run on their own
+/// schedule); gives up after 10 s. Returns the body.
+async fn readyz_until(admin: std::net::SocketAddr, want: u16) -> serde_json::Value {
+    let poll = async {
+        loop {
+            let (res, body) = get(admin, "/readyz").await;
+            if res.status() == want {
+                return json(&body);
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), poll).await.expect("/readyz never reached the status")
+}
+
+/// An upstream on a fixed address that can go away and come back.
+async fn upstream_on(addr: std::net::SocketAddr) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            drop(tcp);
+        }
+    })
+}
+
+// Issue 17 item 3: `/readyz` says 503 with a reason while the upstream
+// fails `unhealthy_after` probes in a row, and 200 again once one passes;
+// `/healthz` stays 200 throughout (liveness only).
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_follows_the_upstream_probes() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let up = upstream_on(addr).await;
+    let cfg = config_from(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{addr}\"\nhealth_interval = \"50ms\"\nunhealthy_after = 2\n{PUBLIC_CATCH_ALL}"
+    ));
+    let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
+    let admin = gw.admin_addr.unwrap();
+    assert_eq!(readyz_until(admin, 200).await["status"], "ready");
+
+    up.abort();
+    let _ = up.await;
+    let body = readyz_until(admin, 503).await;
+    assert_eq!(body, serde_json::json!({"status": "not_ready", "reasons": ["upstream_unreachable"]}));
+    assert_eq!(get(admin, "/healthz").await.0.status(), 200);
+
+    let _back = upstream_on(addr).await;
+    assert_eq!(readyz_until(admin, 200).await["status"], "ready");
+}
+
+// Without `health_interval` nothing is probed: a dead upstream does not
+// make the gateway unready (its requests get 502s).
+#[tokio::test]
+async fn readyz_does_not_probe_by_default() {
+    let gw = gateway("127.0.0.1:9".parse().unwrap(), "").await;
+    assert_eq!(get(gw.admin_addr.unwrap(), "/readyz").await.0.status(), 200);
+}
+
+// A fail-closed rate limiter whose Redis is down refuses everything: not
+// ready until Redis is back. Fail-open decides locally: still ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_follows_a_fail_closed_redis_store() {
+    let mut redis = redis_server::RedisServer::start().await;
+    let up = upstream().await;
+    let cfg = |mode: &str| {
+        format!(
+            "[state]\nredis = \"{}\"\n[rate_limit_options]\non_store_error = \"{mode}\"\n[[rate_limit]]\nname = \"all\"\nlimit = 100\nwindow = \"1m\"\n",
+            redis.url()
+        )
+    };
+    let closed = gateway(up.addr, &cfg("fail_closed")).await;
+    let open = gateway(up.addr, &cfg("fail_open")).await;
+    let (c, o) = (closed.admin_addr.unwrap(), open.admin_addr.unwrap());
+    assert_eq!(readyz_until(c, 200).await["status"], "ready");
+
+    redis.stop().await;
+    let body = readyz_until(c, 503).await;
+    assert_eq!(body["reasons"], serde_json::json!(["rate_limit_store_unreachable"]));
+    assert_eq!(get(o, "/readyz").await.0.status(), 200, "fail-open still decides");
+
+    redis.restart().await;
+    assert_eq!(readyz_until(c, 200).await["status"], "ready");
+}
+
+// `[auth.jwt]` with keys from a JWKS URL only, and none fetched: every
+// token would be refused.
+#[tokio::test]
+async fn readyz_says_no_jwt_keys_while_the_jwks_is_empty() {
+    let up = upstream().await;
+    let gw = gateway(
+        up.addr,
+        "[auth.jwt]\njwks_url = \"http://127.0.0.1:9/jwks\"\nissuer = \"https://idp.test\"\naudience = \"api\"\n",
+    )
+    .await;
+    let (res, body) = get(gw.admin_addr.unwrap(), "/readyz").await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(json(&body)["reasons"], serde_json::json!(["no_jwt_keys"]));
 }

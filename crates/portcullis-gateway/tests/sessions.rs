@@ -375,7 +375,13 @@ async fn c25_redis_store_is_shared_and_fails_closed() {
     assert_eq!(call(one.addr, "GET", "/api/x", Some(&cookie), &[], None).await.0, 401);
     // The store down: 503 where a session is needed, never a pass.
     let (cookie, _) = login(one.addr, "bob", "bob-password", None).await;
+    let admin = one.admin_addr.unwrap();
+    assert_eq!(get(admin, "/readyz").await.0.status(), 200);
     redis.stop().await;
+    // Issue 17: every session request would fail, so not ready.
+    let (res, body) = get(admin, "/readyz").await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(json(&body)["reasons"], serde_json::json!(["session_store_unreachable"]));
     let (s, v, _) = call(one.addr, "GET", "/api/x", Some(&cookie), &[], None).await;
     assert_eq!((s, v["code"].as_str()), (503, Some("unavailable")));
     let body = r#"{"username":"bob","password":"bob-password"}"#;

@@ -51,7 +51,7 @@ pub use secret::Secret;
 pub use server::{ServerConfig, TlsConfig};
 pub use sessions::{SessionStoreKind, SessionsConfig};
 pub use state::{RedisConfig, StateConfig};
-pub use upstream::UpstreamConfig;
+pub use upstream::{UpstreamConfig, UpstreamHealth};
 
 use problems::{section, table_array};
 

@@ -16,6 +16,8 @@ pub(crate) struct RawUpstream {
     pub(crate) timeout: Option<Dur>,
     pub(crate) connect_timeout: Option<Dur>,
     pub(crate) headers: Option<BTreeMap<String, String>>,
+    pub(crate) health_interval: Option<Dur>,
+    pub(crate) unhealthy_after: Option<u64>,
 }
 
 /// `[upstream]`.
@@ -31,6 +33,19 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     /// Extra headers for the upstream (secrets).
     pub headers: Vec<(HeaderName, Secret)>,
+    /// Connection probes for `/readyz`; `None` (the default) probes nothing.
+    pub health: Option<UpstreamHealth>,
+}
+
+/// `upstream.health_interval` and `upstream.unhealthy_after`: a TCP
+/// connection to the upstream every interval; after this many failures in
+/// a row `/readyz` answers 503 until one succeeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpstreamHealth {
+    /// Time between probes.
+    pub interval: Duration,
+    /// Consecutive failed probes that make the gateway not ready.
+    pub unhealthy_after: u64,
 }
 
 pub(super) fn validate(
@@ -98,12 +113,26 @@ pub(super) fn validate(
             Err(e) => p.push(at, e.to_string()),
         }
     }
+    let health = raw.health_interval.map(|d| UpstreamHealth {
+        interval: super::units::within(
+            "upstream.health_interval",
+            Some(d.0),
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            Duration::from_secs(3600),
+            p,
+        ),
+        unhealthy_after: super::units::within("upstream.unhealthy_after", raw.unhealthy_after, 3, 1, 100, p),
+    });
+    if raw.unhealthy_after.is_some() && health.is_none() {
+        p.push("upstream.unhealthy_after", "needs upstream.health_interval (probes are off without it)");
+    }
     let url = url?;
     if p.0.len() != before {
         return None;
     }
     let base_path = url.path().trim_end_matches('/').to_owned();
-    Some(UpstreamConfig { url, base_path, timeout, connect_timeout, headers })
+    Some(UpstreamConfig { url, base_path, timeout, connect_timeout, headers, health })
 }
 
 /// This section as `portcullis check` prints it (secrets as `***`).
@@ -120,5 +149,18 @@ pub(super) fn render(c: &super::Config, o: &mut String) {
     );
     for (name, secret) in &u.headers {
         let _ = writeln!(o, "  header            {name}: {secret}");
+    }
+    match u.health {
+        Some(h) => {
+            let _ = writeln!(
+                o,
+                "  health probes     every {}, not ready after {} failures in a row",
+                super::units::show_duration(h.interval),
+                h.unhealthy_after
+            );
+        }
+        None => {
+            let _ = writeln!(o, "  health probes     off");
+        }
     }
 }

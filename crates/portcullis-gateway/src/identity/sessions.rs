@@ -120,6 +120,16 @@ impl Sessions {
         &self.cfg
     }
 
+    /// Whether the store answers (`/readyz`): a PING to Redis, a query to
+    /// the database; the memory store always does.
+    pub async fn ping(&self) -> Result<(), SessionStoreDown> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(()),
+            Backend::Redis { conn, timeout } => conn.ping(*timeout).await.map_err(|_| SessionStoreDown),
+            Backend::Database => self.users.ping().await.map_err(SessionStoreDown::from),
+        }
+    }
+
     fn redis_key(hash: &str) -> String {
         format!("portcullis:session:{hash}")
     }

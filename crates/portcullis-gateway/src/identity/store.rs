@@ -171,6 +171,11 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether the database answers a trivial query (`/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
+    }
+
     /// The schema version reached.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         sqlx::query("SELECT version FROM portcullis_schema")
