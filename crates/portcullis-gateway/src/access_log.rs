@@ -1,7 +1,9 @@
 //! One JSON access-log line per request (C30), written when the response
 //! body ends (or is abandoned), with the canonical path (no query string,
-//! token-like segments redacted), status, latency, bytes, client IP, request
-//! id and the rejection reason. Headers are never logged.
+//! token-like segments redacted), the matched route, status, latency,
+//! bytes, client IP, user agent, the authenticated subject (when there is
+//! one), request id and the rejection reason (only on a rejection). No
+//! other header is logged.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +20,7 @@ use portcullis_layers::client::ClientInfo;
 use portcullis_layers::redact::redact_path;
 use portcullis_layers::rejection::Rejection;
 use portcullis_layers::request_id::RequestId;
+use portcullis_layers::route::{MatchedRoute, Route};
 use tower::{Layer, Service};
 
 use crate::metrics::Metrics;
@@ -65,6 +68,9 @@ struct Record {
     version: http::Version,
     status: u16,
     path: Option<String>,
+    route: Option<Arc<Route>>,
+    user_agent: Option<http::HeaderValue>,
+    subject: Option<Arc<str>>,
     reason: Option<&'static str>,
     bytes: u64,
     completed: std::cell::Cell<bool>,
@@ -88,6 +94,9 @@ pub(crate) fn log_unparsed(
         version: http::Version::HTTP_11,
         status,
         path: None,
+        route: None,
+        user_agent: None,
+        subject: None,
         reason: Some(reason),
         bytes,
         completed: std::cell::Cell::new(true),
@@ -102,21 +111,39 @@ impl Drop for Record {
         }
         let latency_ms = self.start.elapsed().as_secs_f64() * 1000.0;
         let path = self.path.as_deref().map(redact_path);
+        // Control characters and quotes are escaped by the JSON writer; a
+        // non-UTF-8 agent is logged as absent, and a huge one is cut.
+        let agent = self.user_agent.as_ref().and_then(|v| v.to_str().ok()).map(|a| cut(a, 256));
         tracing::info!(
             target: "portcullis::access",
             method = self.method.as_ref().map_or("-", Method::as_str),
             path = path.as_deref().unwrap_or("-"),
+            route = self.route.as_ref().map(|r| r.pattern.as_str()),
             status = self.status,
             latency_ms = (latency_ms * 1000.0).round() / 1000.0,
             bytes = self.bytes,
             client_ip = %self.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            user_agent = agent,
+            subject = self.subject.as_deref(),
             request_id = self.request_id.as_ref().map_or("", RequestId::as_str),
             version = ?self.version,
-            reason = self.reason.unwrap_or(""),
+            reason = self.reason,
             completed = self.completed.get(),
             "request"
         );
     }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 impl<S, B> Service<Request<B>> for AccessLogService<S>
@@ -140,6 +167,9 @@ where
             version: req.version(),
             status: 0,
             path: None,
+            route: None,
+            user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
+            subject: None,
             reason: None,
             bytes: 0,
             completed: std::cell::Cell::new(false),
@@ -166,11 +196,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let res = ready!(this.inner.poll(cx))?;
+        let mut res = ready!(this.inner.poll(cx))?;
         let Some(mut record) = this.record.take() else { return Poll::Ready(Ok(res)) };
         record.status = res.status().as_u16();
         let rejection = res.extensions().get::<Rejection>().map(|r| r.kind);
-        this.metrics.record(rejection);
+        record.route = res.extensions_mut().remove::<RouteOf>().map(|r| r.0);
+        record.subject = res.extensions_mut().remove::<SubjectOf>().map(|s| s.0);
+        let route = record.route.as_ref().map_or(crate::metrics::NO_ROUTE, |r| r.pattern.as_str());
+        this.metrics.record(route, record.method.as_ref(), record.status, record.start.elapsed(), rejection);
         if let Some(report) = res.extensions().get::<portcullis_layers::input::InputReport>() {
             this.metrics.record_injection_reports(report);
         }
@@ -268,5 +301,103 @@ where
 impl<B> portcullis_layers::future::ResponseMapper<B> for ForwardedPath {
     fn map(self, res: &mut Response<B>) {
         res.extensions_mut().insert(self);
+    }
+}
+
+/// The route a request matched, carried out on its response for the log
+/// and the per-route metrics.
+#[derive(Clone, Debug)]
+pub struct RouteOf(Arc<Route>);
+
+/// The verified subject of a request, carried out on its response.
+#[derive(Clone, Debug)]
+pub struct SubjectOf(Arc<str>);
+
+impl<B> portcullis_layers::future::ResponseMapper<B> for RouteOf {
+    fn map(self, res: &mut Response<B>) {
+        res.extensions_mut().insert(self);
+    }
+}
+
+impl<B> portcullis_layers::future::ResponseMapper<B> for SubjectOf {
+    fn map(self, res: &mut Response<B>) {
+        res.extensions_mut().insert(self);
+    }
+}
+
+/// Records the matched route on the response (placed right inside the
+/// route layer, so every response below it carries its route).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecordRouteLayer;
+
+/// Records the authenticated subject on the response (placed right inside
+/// the authentication layer).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecordSubjectLayer;
+
+impl<S> Layer<S> for RecordRouteLayer {
+    type Service = Stamp<S, RouteOf>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Stamp { inner, _of: std::marker::PhantomData }
+    }
+}
+
+impl<S> Layer<S> for RecordSubjectLayer {
+    type Service = Stamp<S, SubjectOf>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Stamp { inner, _of: std::marker::PhantomData }
+    }
+}
+
+/// What a [`Stamp`] reads off the request.
+pub trait FromRequest: Sized {
+    /// The fact, if the request has it.
+    fn from_request<B>(req: &Request<B>) -> Option<Self>;
+}
+
+impl FromRequest for RouteOf {
+    fn from_request<B>(req: &Request<B>) -> Option<Self> {
+        req.extensions().get::<MatchedRoute>().and_then(|m| m.route.clone()).map(RouteOf)
+    }
+}
+
+impl FromRequest for SubjectOf {
+    fn from_request<B>(req: &Request<B>) -> Option<Self> {
+        req.extensions()
+            .get::<Arc<portcullis_layers::auth::Identity>>()
+            .map(|i| SubjectOf(Arc::from(i.subject.as_str())))
+    }
+}
+
+/// The service of [`RecordRouteLayer`] and [`RecordSubjectLayer`]: copies
+/// one fact from the request onto its response.
+#[derive(Debug)]
+pub struct Stamp<S, T> {
+    inner: S,
+    _of: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<S: Clone, T> Clone for Stamp<S, T> {
+    fn clone(&self) -> Self {
+        Stamp { inner: self.inner.clone(), _of: std::marker::PhantomData }
+    }
+}
+
+impl<S, B, RB, T> Service<Request<B>> for Stamp<S, T>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    T: FromRequest + portcullis_layers::future::ResponseMapper<RB>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = portcullis_layers::future::MapResponse<S::Future, Option<T>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let stamp = T::from_request(&req);
+        portcullis_layers::future::MapResponse::new(self.inner.call(req), stamp)
     }
 }

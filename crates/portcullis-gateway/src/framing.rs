@@ -385,7 +385,13 @@ impl EarlyAnswer {
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&body);
-        self.metrics.record(Some(kind));
+        self.metrics.record(
+            crate::metrics::NO_ROUTE,
+            None,
+            status.as_u16(),
+            std::time::Duration::ZERO,
+            Some(kind),
+        );
         crate::access_log::log_unparsed(
             peer.ip().to_canonical(),
             id,

@@ -55,6 +55,17 @@ fn max_age(h: &http::HeaderMap) -> Option<Duration> {
 }
 
 impl Fetch for HttpFetch {
+    fn target(&self) -> String {
+        // The query may carry a key: scheme, authority and path only.
+        let u = &self.url;
+        format!(
+            "{}://{}{}",
+            u.scheme_str().unwrap_or("http"),
+            u.authority().map_or("", |a| a.as_str()),
+            u.path()
+        )
+    }
+
     fn fetch(&self) -> FetchFuture<'_> {
         Box::pin(async move {
             let req = Request::get(self.url.clone())
@@ -97,5 +108,15 @@ mod tests {
         assert_eq!(max_age(&h), None);
         h.insert(header::CACHE_CONTROL, "max-age=abc".parse().unwrap());
         assert_eq!(max_age(&h), None);
+    }
+
+    // Issue 17 item 7: fetch failures name the JWKS target, never its query.
+    #[test]
+    fn the_logged_target_has_no_query() {
+        let f = HttpFetch::new(
+            "https://idp.test:8443/keys.json?api_key=s3cret".parse().unwrap(),
+            Duration::from_secs(1),
+        );
+        assert_eq!(f.target(), "https://idp.test:8443/keys.json");
     }
 }

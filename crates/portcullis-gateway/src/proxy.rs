@@ -186,14 +186,20 @@ impl Proxy {
         let id_str = id.as_ref().map(RequestId::as_str).unwrap_or("");
         let mut res = match tokio::time::timeout(self.target.deadline, self.client.request(up)).await {
             Err(_) => {
-                tracing::warn!(request_id = id_str, "upstream timed out");
+                tracing::warn!(request_id = id_str, upstream = %self.target.authority, "upstream timed out");
                 return reject(client_fault().unwrap_or(RejectionKind::UpstreamTimeout));
             }
             Ok(Err(e)) => {
                 if let Some(kind) = client_fault() {
                     return reject(kind);
                 }
-                tracing::warn!(request_id = id_str, error = %e, connect = e.is_connect(), "upstream request failed");
+                tracing::warn!(
+                    request_id = id_str,
+                    upstream = %self.target.authority,
+                    error = %e,
+                    connect = e.is_connect(),
+                    "upstream request failed"
+                );
                 return reject(RejectionKind::UpstreamUnavailable);
             }
             Ok(Ok(res)) => res,
@@ -218,7 +224,11 @@ impl Proxy {
             }
             // A 101 nobody asked for can't be passed on, and no byte after
             // it is relayed: the upstream connection is dropped with `res`.
-            tracing::warn!(request_id = id_str, "upstream switched protocols unasked; refused");
+            tracing::warn!(
+                request_id = id_str,
+                upstream = %self.target.authority,
+                "upstream switched protocols unasked; refused"
+            );
             let mut refused = reject(RejectionKind::UpstreamUnavailable);
             refused.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             return refused;

@@ -167,6 +167,7 @@ impl Running {
         match Generation::new(cfg, self.clock.clone(), Some(&old.kept)).await {
             Ok(g) => {
                 self.current.store(Arc::new(g));
+                old.kept.metrics.retire_rate_limit(&old.kept.rate_limit);
                 old.kept.metrics.record_reload(true);
                 Ok(Reloaded { needs_restart: self.bound.differences(&Bound::of(cfg)) })
             }
@@ -256,6 +257,7 @@ pub async fn start_with_clock(
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
 
     let current: Current = Arc::new(ArcSwap::from_pointee(Generation::new(cfg, clock.clone(), None).await?));
+    current.load().kept.metrics.watch_connections(open.clone());
     tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway(current.clone())));
     if let Some(l) = redirect {
         let handler = Handler::Redirect { https_port: addr.port(), current: current.clone() };

@@ -24,7 +24,7 @@ use portcullis_layers::clock::Clock;
 use portcullis_layers::ratelimit::{MemoryStore, RateLimitLayer, Store};
 use portcullis_layers::route::{MatchedRoute, RouteLayer};
 
-use crate::access_log::{AccessLogLayer, RecordPathLayer};
+use crate::access_log::{AccessLogLayer, RecordPathLayer, RecordRouteLayer, RecordSubjectLayer};
 use crate::config::{Config, StoreKind};
 use crate::identity::service::{Endpoint, IdentityService};
 use crate::jwks::HttpFetch;
@@ -226,9 +226,11 @@ pub async fn build(
         ServiceBuilder::new()
             .layer(cfg.cors.layer.clone()) // C8: preflights answered here, never routed or forwarded
             .layer(RouteLayer::new(cfg.routes.table.clone())) // C21 C28: deny by default
+            .layer(RecordRouteLayer) // C30 C31: the route for the log and per-route metrics
             .layer(rate_limit.clone()) // C11 C12
             .layer(BodyLimitLayer::new(cfg.limits.body).idle_timeout(cfg.limits.body_read_timeout)) // C13 C14
             .layer(auth) // C22 C23 C26 C27
+            .layer(RecordSubjectLayer) // C30: the verified subject for the log
             .layer(rate_limit.for_subjects()) // C11 per user: rules keyed by the verified subject
             .layer(input_layer(cfg)) // C16-C20: after auth, so no body is read for a client refused there
             // C29: innermost, so the CORS and RateLimit headers the request

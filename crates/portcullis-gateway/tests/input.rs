@@ -263,9 +263,12 @@ public = true
     let (_, metrics) = get(gw.admin_addr.unwrap(), "/metrics").await;
     let metrics = String::from_utf8_lossy(&metrics);
     assert!(metrics.contains("portcullis_injection_reports_total{class=\"xss\"} 1"), "{metrics}");
-    assert!(metrics.contains("portcullis_rejections_total{reason=\"injection_detected\"} 1"), "{metrics}");
     assert!(
-        metrics.contains("portcullis_rejections_total{reason=\"unsupported_media_type\"} 1"),
+        metrics.contains("portcullis_rejections_total{control=\"C20\",reason=\"injection_detected\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_rejections_total{control=\"C19\",reason=\"unsupported_media_type\"} 1"),
         "{metrics}"
     );
     let (res, body) = send(gw.addr, req("GET", "/search?q=x&admin=1", None, "")).await;

@@ -132,10 +132,15 @@ async fn c12_redis_down_fail_open_uses_the_local_limiter() {
     let (res, body) = get(gw.admin_addr.unwrap(), "/metrics").await;
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = String::from_utf8_lossy(&body);
-    assert!(text.contains("portcullis_ratelimit_store_errors_total 4"), "{text}");
+    assert!(text.contains("portcullis_store_errors_total{store=\"rate_limit\"} 4"), "{text}");
     assert!(text.contains("portcullis_ratelimit_rejected_total 1"), "{text}");
-    assert!(text.contains("portcullis_rejections_total{reason=\"rate_limited\"} 1"), "{text}");
-    assert!(text.contains("portcullis_requests_total 4"), "{text}");
+    assert!(
+        text.contains("portcullis_rejections_total{control=\"C11\",reason=\"rate_limited\"} 1"),
+        "{text}"
+    );
+    let route = "route=\"/**\",method=\"GET\"";
+    assert!(text.contains(&format!("portcullis_requests_total{{{route},status_class=\"2xx\"}} 3")), "{text}");
+    assert!(text.contains(&format!("portcullis_requests_total{{{route},status_class=\"4xx\"}} 1")), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

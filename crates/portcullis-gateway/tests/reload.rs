@@ -171,3 +171,12 @@ async fn a_reload_names_what_waits_for_a_restart() {
     assert_eq!(r.needs_restart, ["server.listen", "limits.max_connections"]);
     assert_eq!(get(gw.addr, "/v1/a").await.0.status(), 200);
 }
+
+// docs/operations.md's worked example: valid, and it proxies.
+#[tokio::test]
+async fn the_operations_example_runs() {
+    let up = upstream().await;
+    let gw = server::start(&config_from(&docs_example_config("operations.md", up.addr))).await.unwrap();
+    assert_eq!(get(gw.addr, "/api/x").await.0.status(), 200);
+    assert_eq!(get(gw.addr, "/other").await.0.status(), 404);
+}

@@ -400,7 +400,7 @@ async fn c24_identity_with_the_real_binary_logs_no_secret() {
     let body: serde_json::Value = serde_json::from_str(res.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     let access = body["access_token"].as_str().unwrap().to_owned();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
-    let res = http(addr, format!("GET /api/headers HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {access}\r\nConnection: close\r\n\r\n")).await;
+    let res = http(addr, format!("GET /api/headers HTTP/1.1\r\nHost: a\r\nUser-Agent: probe/1.0 \"quoted\"\r\nAuthorization: Bearer {access}\r\nConnection: close\r\n\r\n")).await;
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
     assert!(res.contains("\"x-auth-subject\":\"alice\""), "{res}");
     for expect in ["200", "401"] {
@@ -439,6 +439,17 @@ async fn c24_identity_with_the_real_binary_logs_no_secret() {
     assert!(all.contains("\"event\":\"refresh_reuse\""), "{all}");
     assert!(all.contains("\"event\":\"login_failed\""), "{all}");
     assert!(all.contains("\"event\":\"csrf_failed\""), "{all}");
+    // Issue 17 item 7: the access line names the user agent, the verified
+    // subject and the route; a success carries no empty reason.
+    let line: serde_json::Value = captured
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["target"] == "portcullis::access" && v["path"] == "/api/headers")
+        .expect("no access line for /api/headers");
+    assert_eq!(line["user_agent"], "probe/1.0 \"quoted\"", "{line}");
+    assert_eq!(line["subject"], "alice", "{line}");
+    assert_eq!(line["route"], "/api/**", "{line}");
+    assert!(line.get("reason").is_none(), "{line}");
     for secret in [
         PASSWORD,
         "wrong-Secret-9",
@@ -466,10 +477,16 @@ async fn serve_names_a_taken_address_and_listen_overrides_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("server.listen = \"{addr}\"")), "{err}");
     assert!(err.to_lowercase().contains("in use"), "{err}");
-    let (_child, got, _, _) = common::serve_with(&config, &["--listen", "127.0.0.1:0"], &[]).await;
+    let (_child, got, mut seen, mut lines) =
+        common::serve_with(&config, &["--listen", "127.0.0.1:0"], &[]).await;
     assert_ne!(got, addr);
     assert_eq!(got.ip(), addr.ip());
     drop(taken);
+    // Issue 17 item 7: an upstream failure's log line names the upstream.
+    let out = http(got, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_owned()).await;
+    assert!(out.starts_with("HTTP/1.1 502"), "{out}");
+    let line = wait_for_line(&mut lines, "upstream request failed", &mut seen).await;
+    assert!(line.contains("\"upstream\":\"127.0.0.1:9\""), "{line}");
 }
 
 /// Reads log lines until one contains `needle`; returns it.

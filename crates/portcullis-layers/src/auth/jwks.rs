@@ -40,6 +40,12 @@ pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<Fetched, String>> 
 pub trait Fetch: Send + Sync + 'static {
     /// One attempt; errors are short, secret-free descriptions.
     fn fetch(&self) -> FetchFuture<'_>;
+
+    /// Where it fetches from, for log lines (no query string, no
+    /// credentials).
+    fn target(&self) -> String {
+        "-".to_owned()
+    }
 }
 
 /// Timing of a [`Jwks`].
@@ -172,6 +178,7 @@ impl Jwks {
                 *self.next_refresh.write().unwrap_or_else(PoisonError::into_inner) = self.opts.min_interval;
                 tracing::warn!(
                     target: "portcullis::auth",
+                    jwks = %self.fetcher.target(),
                     error = %e,
                     keys = self.keys().keys().len(),
                     "JWKS fetch failed; keeping the cached key set"
