@@ -3,6 +3,7 @@
 //! [`server::start`] and [`config::load`].
 
 pub mod access_log;
+pub mod acme;
 pub mod config;
 pub mod demo;
 pub mod framing;

@@ -10,7 +10,9 @@
 //!   answer a PING and `on_store_error = "closed"` (with `"open"` the
 //!   gateway still decides, per instance);
 //! - `session_store_unreachable`: the `[sessions]` store (Redis or the
-//!   database) does not answer: every session request would be a 503.
+//!   database) does not answer: every session request would be a 503;
+//! - `no_certificate`: `[server.tls.acme]` has not obtained a certificate
+//!   yet: every TLS handshake would fail.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ pub(crate) struct Readiness {
     jwks: Option<Arc<Jwks>>,
     rate_store: Option<Arc<RedisStore>>,
     sessions: Option<Arc<Sessions>>,
+    acme: Option<Arc<crate::acme::Acme>>,
 }
 
 impl Drop for Readiness {
@@ -59,6 +62,7 @@ impl Readiness {
         jwks: Option<Arc<Jwks>>,
         rate_store: Option<Arc<RedisStore>>,
         sessions: Option<Arc<Sessions>>,
+        acme: Option<Arc<crate::acme::Acme>>,
     ) -> Readiness {
         let keys_only_from_jwks = cfg.auth.jwt.as_ref().is_some_and(|j| j.static_keys.keys().is_empty());
         let fail_closed = cfg.rate_limit.on_store_error == portcullis_layers::ratelimit::FailMode::Closed;
@@ -77,6 +81,7 @@ impl Readiness {
             jwks: jwks.filter(|_| keys_only_from_jwks && cfg.identity.is_none()),
             rate_store: rate_store.filter(|_| fail_closed),
             sessions,
+            acme,
         }
     }
 
@@ -87,6 +92,9 @@ impl Readiness {
             && probe.failures.load(Ordering::SeqCst) >= probe.threshold
         {
             r.push("upstream_unreachable");
+        }
+        if self.acme.as_ref().is_some_and(|a| !a.has_certificate()) {
+            r.push("no_certificate");
         }
         if self.jwks.as_ref().is_some_and(|j| j.stats().keys == 0) {
             r.push("no_jwt_keys");

@@ -44,15 +44,45 @@ struct Generation {
     headers: Arc<SecurityHeaders>,
     names: Arc<Vec<String>>,
     readiness: crate::readiness::Readiness,
+    acme: Option<Arc<AcmeTask>>,
     kept: Kept,
 }
 
+/// An ACME manager and its issuing and renewing task, which stops when
+/// the last generation holding it goes.
+struct AcmeTask {
+    acme: Arc<crate::acme::Acme>,
+    run: tokio::task::AbortHandle,
+}
+
+impl Drop for AcmeTask {
+    fn drop(&mut self) {
+        self.run.abort();
+    }
+}
+
 impl Generation {
-    async fn new(cfg: &Config, clock: Arc<dyn Clock>, before: Option<&Kept>) -> io::Result<Generation> {
-        let (service, kept) = build(cfg, clock, before).await.map_err(|e| io::Error::other(e.to_string()))?;
+    async fn new(cfg: &Config, clock: Arc<dyn Clock>, before: Option<&Generation>) -> io::Result<Generation> {
+        let (service, kept) =
+            build(cfg, clock, before.map(|g| &g.kept)).await.map_err(|e| io::Error::other(e.to_string()))?;
+        // ACME: the running manager carries on while its settings are the
+        // same (no second issuance, no renewal cut short); else a new one.
+        let acme = cfg.server.tls.as_ref().and_then(|t| t.acme.clone()).map(|new| {
+            match before.and_then(|g| g.acme.clone()).filter(|old| old.acme.settings() == new.settings()) {
+                Some(old) => old,
+                None => Arc::new(AcmeTask { run: tokio::spawn(new.clone().run()).abort_handle(), acme: new }),
+            }
+        });
+        let tls = match (&cfg.server.tls, &acme) {
+            (Some(_), Some(a)) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+                crate::tls::acme_server_config(a.acme.resolver()).map_err(io::Error::other)?,
+            ))),
+            (Some(t), None) => Some(tokio_rustls::TlsAcceptor::from(t.rustls.clone())),
+            (None, _) => None,
+        };
         Ok(Generation {
             service,
-            tls: cfg.server.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.rustls.clone())),
+            tls,
             answer: EarlyAnswer::new(Arc::new(cfg.headers.clone()), kept.metrics.clone()),
             limits: cfg.limits.clone(),
             headers: Arc::new(cfg.headers.clone()),
@@ -62,7 +92,9 @@ impl Generation {
                 kept.jwks().cloned(),
                 kept.rate_limit_redis().cloned(),
                 kept.sessions().cloned(),
+                acme.as_ref().map(|a| a.acme.clone()),
             ),
+            acme,
             kept,
         })
     }
@@ -164,7 +196,7 @@ impl Running {
     pub async fn reload(&self, cfg: &Config) -> io::Result<Reloaded> {
         let _one_at_a_time = self.reloading.lock().await;
         let old = self.current.load_full();
-        match Generation::new(cfg, self.clock.clone(), Some(&old.kept)).await {
+        match Generation::new(cfg, self.clock.clone(), Some(&old)).await {
             Ok(g) => {
                 self.current.store(Arc::new(g));
                 old.kept.metrics.retire_rate_limit(&old.kept.rate_limit);
@@ -360,6 +392,10 @@ async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, handler: Handler
                     let hs = tokio::time::timeout(ctx.limits.header_read_timeout, acceptor.accept(tcp)).await;
                     drop(generation);
                     let Ok(Ok(stream)) = hs else { return };
+                    // A TLS-ALPN-01 validation: the handshake was the answer.
+                    if stream.get_ref().1.alpn_protocol() == Some(crate::acme::ACME_TLS_ALPN) {
+                        return;
+                    }
                     // What ALPN agreed on is the only protocol the connection
                     // speaks: an invalid h2 preface gets GOAWAY, not an
                     // HTTP/1 parse (h2spec).
@@ -379,7 +415,8 @@ async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, handler: Handler
         Handler::Redirect { https_port, current } => {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let g = current.load();
-                let res = redirect_response(&req, https_port, &g.headers, &g.names);
+                let res = acme_http01(&req, g.acme.as_ref().map(|a| &*a.acme))
+                    .unwrap_or_else(|| redirect_response(&req, https_port, &g.headers, &g.names));
                 async move { Ok::<_, Infallible>(res) }
             });
             serve_conn(tcp, ctx, svc, Proto::Auto, Arc::default()).await;
@@ -619,6 +656,17 @@ async fn admin_response(req: &Request<Incoming>, draining: bool, g: &Generation)
     };
     SecurityHeaders::helmet().apply(res.headers_mut(), false);
     res
+}
+
+/// The HTTP-01 answer for `GET /.well-known/acme-challenge/TOKEN` while
+/// that validation runs (C4); `None` for any other request.
+fn acme_http01(req: &Request<Incoming>, acme: Option<&crate::acme::Acme>) -> Option<Response<Body>> {
+    let token = req.uri().path().strip_prefix("/.well-known/acme-challenge/")?;
+    let answer = acme?.http01_answer(token)?;
+    let mut res = Response::new(Body::from(answer));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/octet-stream"));
+    Some(res)
 }
 
 /// 301 to the same host and path on HTTPS; with `server.names` set, only

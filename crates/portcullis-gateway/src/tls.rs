@@ -65,6 +65,20 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, (T
     Ok(cfg)
 }
 
+/// The server configuration for `[server.tls.acme]`: the certificate comes
+/// from `resolver` (updated in place by renewals), and `acme-tls/1` is
+/// offered for TLS-ALPN-01 validation handshakes.
+pub fn acme_server_config(
+    resolver: Arc<crate::acme::CertResolver>,
+) -> Result<rustls::ServerConfig, rustls::Error> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), crate::acme::ACME_TLS_ALPN.to_vec()];
+    Ok(cfg)
+}
+
 fn pem_error(e: rustls_pki_types::pem::Error) -> String {
     use rustls_pki_types::pem::Error;
     match e {

@@ -67,6 +67,14 @@ enum Command {
     /// Users of the built-in identity provider.
     #[command(subcommand)]
     Users(identity_cli::Users),
+    /// Print a shell completion script (e.g. `portcullis completions bash >
+    /// /usr/share/bash-completion/completions/portcullis`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page in roff (`portcullis man > portcullis.1`).
+    Man,
     /// Zero setup: a deliberately naive API and Portcullis in front of it.
     Demo {
         /// Where Portcullis listens.
@@ -112,6 +120,21 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_RUNTIME)
             }
         },
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "portcullis", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
+                eprintln!("portcullis: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &out);
+            ExitCode::SUCCESS
+        }
         Command::Demo { listen, api_listen } => run(|| async move { demo_cmd(listen, api_listen).await }),
         Command::Keys(k) => match identity_cli::keys(k) {
             Ok(()) => ExitCode::SUCCESS,
@@ -294,7 +317,8 @@ struct Watched {
 impl Watched {
     fn files(path: &std::path::Path, cfg: &Config) -> Vec<PathBuf> {
         let mut f = vec![path.to_path_buf()];
-        if let Some(t) = &cfg.server.tls {
+        // ACME certificates are renewed in place, without a reload.
+        if let Some(t) = cfg.server.tls.as_ref().filter(|t| t.acme.is_none()) {
             f.extend([t.cert.clone(), t.key.clone()]);
         }
         f

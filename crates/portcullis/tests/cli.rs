@@ -581,3 +581,96 @@ async fn c4_reload_by_signal_and_by_watch_keeps_serving_through_a_refused_file()
     wait_for_line(&mut lines, "\"reloaded\"", &mut seen).await;
     assert_eq!(status("/api/hello").await, "200");
 }
+
+/// Issue 17 item 5: the packaged example configurations are valid.
+#[test]
+fn c33_packaged_example_configs_pass_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for (file, env) in [
+        ("packaging/examples/express.toml", &[][..]),
+        ("packaging/examples/behind-load-balancer.toml", &[("REDIS_URL", "redis://10.0.2.5:6379")][..]),
+        ("portcullis.example.toml", &[("UPSTREAM_API_KEY", "k")][..]),
+    ] {
+        let path = root.join(file);
+        let out = run(&["check", "--config", path.to_str().unwrap()], env);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{file}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "{file} has warnings");
+    }
+}
+
+/// Issue 17 item 5: the systemd unit loads without a warning and keeps a
+/// low exposure score (`systemd-analyze security`: 1.6 "OK" today).
+#[test]
+fn c33_the_systemd_unit_verifies_and_is_hardened() {
+    let unit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/portcullis.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    for key in [
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
+        assert!(text.lines().any(|l| l == key), "{key} missing");
+    }
+    // verify checks that ExecStart exists: point it at this build.
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("portcullis.service");
+    std::fs::write(&local, text.replace("/usr/bin/portcullis", BIN)).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", local.to_str().unwrap()])
+        .output()
+        .expect("systemd-analyze is needed (Debian package systemd)");
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && warnings.trim().is_empty(), "{warnings}");
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--threshold=25", local.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exposure above 2.5:\n{report}");
+}
+
+/// Issue 17 item 5: the container file keeps its promises: a build stage,
+/// and a final stage with no shell (distroless), a numeric non-root user,
+/// nothing run in it, a volume for the only writable path. (Building it
+/// needs registry access this test suite does not assume.)
+#[test]
+fn c33_the_container_file_runs_as_non_root_without_a_shell() {
+    let text =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Dockerfile"))
+            .unwrap();
+    let stages: Vec<&str> = text.split("\nFROM ").skip(1).collect();
+    assert_eq!(stages.len(), 2, "a build stage and a final stage");
+    let last = stages[1];
+    assert!(last.starts_with("gcr.io/distroless/cc-debian12:nonroot"), "{last}");
+    assert!(!last.lines().any(|l| l.starts_with("RUN ")), "nothing runs in the final stage (no shell)");
+    let user = last.lines().find_map(|l| l.strip_prefix("USER ")).expect("USER");
+    assert!(user.split(':').all(|id| id.parse::<u32>().is_ok_and(|n| n != 0)), "{user}");
+    assert!(last.contains("ENTRYPOINT [\"/usr/bin/portcullis\"]"));
+    assert!(last.contains("VOLUME [\"/var/lib/portcullis\"]"));
+}
+
+/// Issue 17 item 5: completions and the manual page come from the CLI's
+/// own definition.
+#[test]
+fn c33_completions_and_man_page() {
+    let out = run(&["completions", "bash"], &[]);
+    assert!(out.status.success());
+    let bash = String::from_utf8_lossy(&out.stdout);
+    for verb in ["serve", "check", "reload", "users", "keys", "demo"] {
+        assert!(bash.contains(verb), "bash completion lacks {verb}");
+    }
+    let out = run(&["man"], &[]);
+    assert!(out.status.success());
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(man.starts_with(".ie") || man.contains(".TH portcullis"), "{man}");
+    assert!(man.contains("reload"));
+}

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -25,7 +26,25 @@ pub(crate) struct RawServer {
 pub(crate) struct RawTls {
     pub(crate) cert: Option<String>,
     pub(crate) key: Option<String>,
+    pub(crate) acme: Option<RawAcme>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAcme {
+    pub(crate) domains: Option<Vec<String>>,
+    pub(crate) contact: Option<Vec<String>>,
+    pub(crate) directory: Option<String>,
+    pub(crate) challenge: Option<String>,
+    pub(crate) cache: Option<String>,
+    pub(crate) renew_before: Option<super::units::Dur>,
+    pub(crate) ca_root: Option<String>,
+}
+
+/// Let's Encrypt's production directory, `[server.tls.acme]`'s default.
+const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (`directory = "letsencrypt-staging"`).
+const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -53,12 +72,14 @@ pub struct ServerConfig {
 /// `[server.tls]`, loaded.
 #[derive(Clone)]
 pub struct TlsConfig {
-    /// Certificate chain file.
+    /// Certificate chain file (with ACME: in the cache directory).
     pub cert: PathBuf,
-    /// Private key file.
+    /// Private key file (with ACME: in the cache directory).
     pub key: PathBuf,
     /// The rustls configuration built from them.
     pub rustls: Arc<rustls::ServerConfig>,
+    /// `[server.tls.acme]`: the certificate comes from an ACME CA (C4).
+    pub acme: Option<Arc<crate::acme::Acme>>,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -95,18 +116,45 @@ pub(super) fn validate(raw: RawServer, base: &Path, p: &mut Problems) -> Option<
     }
     let tls = match raw.tls {
         None => None,
+        Some(RawTls { cert: None, key: None, acme: Some(a) }) => {
+            let acme = validate_acme(a, base, p).map(|s| Arc::new(crate::acme::Acme::new(s)));
+            match acme.map(|a| (crate::tls::acme_server_config(a.resolver()), a)) {
+                Some((Ok(rustls), acme)) => Some(TlsConfig {
+                    cert: acme.settings().cache.join("cert.pem"),
+                    key: acme.settings().cache.join("key.pem"),
+                    rustls: Arc::new(rustls),
+                    acme: Some(acme),
+                }),
+                Some((Err(e), _)) => {
+                    p.push("server.tls.acme", format!("TLS setup failed: {e}"));
+                    ok = false;
+                    None
+                }
+                None => {
+                    ok = false;
+                    None
+                }
+            }
+        }
         Some(t) => {
+            if t.acme.is_some() {
+                p.push("server.tls.acme", "give cert and key files, or [server.tls.acme], not both");
+                ok = false;
+            }
             let cert = t.cert.as_deref().map(|c| base.join(c));
             let key = t.key.as_deref().map(|k| base.join(k));
             if cert.is_none() {
-                p.push("server.tls.cert", "missing: path to the PEM certificate chain");
+                p.push(
+                    "server.tls.cert",
+                    "missing: path to the PEM certificate chain (or use [server.tls.acme])",
+                );
             }
             if key.is_none() {
                 p.push("server.tls.key", "missing: path to the PEM private key");
             }
             match (cert, key) {
                 (Some(cert), Some(key)) => match crate::tls::server_config(&cert, &key) {
-                    Ok(cfg) => Some(TlsConfig { cert, key, rustls: Arc::new(cfg) }),
+                    Ok(cfg) => Some(TlsConfig { cert, key, rustls: Arc::new(cfg), acme: None }),
                     Err((which, msg)) => {
                         let at = match which {
                             crate::tls::TlsFile::Cert => "server.tls.cert",
@@ -144,6 +192,18 @@ pub(super) fn validate(raw: RawServer, base: &Path, p: &mut Problems) -> Option<
         p.push("server.redirect_http", "redirects to HTTPS need [server.tls] on server.listen");
         ok = false;
     }
+    if redirect_http.is_none()
+        && tls
+            .as_ref()
+            .and_then(|t| t.acme.as_ref())
+            .is_some_and(|a| a.settings().challenge == crate::acme::Challenge::Http01)
+    {
+        p.push(
+            "server.tls.acme.challenge",
+            "\"http-01\" is answered on the plain listener: set server.redirect_http (the CA connects to port 80)",
+        );
+        ok = false;
+    }
     let mut names = Vec::new();
     for (i, n) in raw.names.unwrap_or_default().iter().enumerate() {
         let valid = !n.is_empty()
@@ -161,6 +221,94 @@ pub(super) fn validate(raw: RawServer, base: &Path, p: &mut Problems) -> Option<
         }
     }
     ok.then_some(ServerConfig { listen, tls, redirect_http, trusted_proxies: trusted, names })
+}
+
+/// `[server.tls.acme]`: every problem located by key.
+fn validate_acme(raw: RawAcme, base: &Path, p: &mut Problems) -> Option<crate::acme::AcmeSettings> {
+    let before = p.0.len();
+    let domains: Vec<String> =
+        raw.domains.unwrap_or_default().iter().map(|d| d.to_ascii_lowercase()).collect();
+    if domains.is_empty() {
+        p.push(
+            "server.tls.acme.domains",
+            "missing: the names on the certificate, e.g. [\"api.example.com\"]",
+        );
+    }
+    for (i, d) in domains.iter().enumerate() {
+        let labels_ok = d.split('.').count() >= 2
+            && d.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if d.starts_with("*.") {
+            p.push(
+                format!("server.tls.acme.domains[{i}]"),
+                "wildcards need the DNS-01 challenge, which Portcullis does not do; list the names",
+            );
+        } else if !labels_ok || d.len() > 253 || d.parse::<IpAddr>().is_ok() {
+            p.push(format!("server.tls.acme.domains[{i}]"), "expected a DNS name, e.g. \"api.example.com\"");
+        }
+    }
+    let contact = raw.contact.unwrap_or_default();
+    for (i, c) in contact.iter().enumerate() {
+        if !c.starts_with("mailto:") || c.len() < 10 || c.contains([' ', ',']) {
+            p.push(
+                format!("server.tls.acme.contact[{i}]"),
+                "expected a mailto: URL, e.g. \"mailto:ops@example.com\"",
+            );
+        }
+    }
+    let directory = match raw.directory.as_deref() {
+        None | Some("letsencrypt") => LETSENCRYPT.to_owned(),
+        Some("letsencrypt-staging") => LETSENCRYPT_STAGING.to_owned(),
+        Some(u)
+            if u.starts_with("https://") && u.parse::<http::Uri>().is_ok_and(|u| u.authority().is_some()) =>
+        {
+            u.to_owned()
+        }
+        Some(_) => {
+            p.push(
+                "server.tls.acme.directory",
+                "expected an https:// directory URL, \"letsencrypt\" or \"letsencrypt-staging\"",
+            );
+            String::new()
+        }
+    };
+    let challenge = match raw.challenge.as_deref() {
+        None | Some("tls-alpn-01") => crate::acme::Challenge::TlsAlpn01,
+        Some("http-01") => crate::acme::Challenge::Http01,
+        Some(_) => {
+            p.push("server.tls.acme.challenge", "expected \"tls-alpn-01\" or \"http-01\"");
+            crate::acme::Challenge::TlsAlpn01
+        }
+    };
+    let renew_before = super::units::within(
+        "server.tls.acme.renew_before",
+        raw.renew_before.map(|d| d.0),
+        Duration::from_secs(30 * 86_400),
+        Duration::from_secs(86_400),
+        Duration::from_secs(365 * 86_400),
+        p,
+    );
+    let ca_root = raw.ca_root.as_deref().map(|r| base.join(r));
+    if let Some(r) = &ca_root
+        && !r.is_file()
+    {
+        p.push("server.tls.acme.ca_root", "no such file (a PEM CA certificate)");
+    }
+    let cache = base.join(raw.cache.as_deref().unwrap_or("acme"));
+    (p.0.len() == before).then_some(crate::acme::AcmeSettings {
+        domains,
+        contact,
+        directory,
+        challenge,
+        cache,
+        renew_before,
+        ca_root,
+    })
 }
 
 pub(super) fn validate_admin(raw: RawAdmin, p: &mut Problems) -> Option<SocketAddr> {
@@ -184,12 +332,31 @@ pub(super) fn render(c: &super::Config, o: &mut String) {
     let _ = writeln!(o, "[server]");
     let _ = writeln!(o, "  listen            {} ({scheme})", s.listen);
     if let Some(t) = &s.tls {
-        let _ = writeln!(
-            o,
-            "  tls               TLS 1.2+, ECDHE+AEAD suites, ALPN h2 http/1.1; cert {} key {}",
-            t.cert.display(),
-            t.key.display()
-        );
+        match &t.acme {
+            Some(a) => {
+                let a = a.settings();
+                let _ = writeln!(
+                    o,
+                    "  tls               TLS 1.2+, ECDHE+AEAD suites, ALPN h2 http/1.1; ACME {:?} from {} by {}, renewed {} before expiry, kept in {}",
+                    a.domains,
+                    a.directory,
+                    match a.challenge {
+                        crate::acme::Challenge::TlsAlpn01 => "tls-alpn-01",
+                        crate::acme::Challenge::Http01 => "http-01",
+                    },
+                    super::units::show_duration(a.renew_before),
+                    a.cache.display()
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "  tls               TLS 1.2+, ECDHE+AEAD suites, ALPN h2 http/1.1; cert {} key {}",
+                    t.cert.display(),
+                    t.key.display()
+                );
+            }
+        }
     }
     if let Some(r) = s.redirect_http {
         let _ = writeln!(o, "  redirect_http     {r} -> 301 https");

@@ -224,6 +224,7 @@ fn docs_cover_every_key() {
     let sections: Vec<(&str, Vec<String>)> = vec![
         ("server", fields::<RawServer>()),
         ("server.tls", fields::<RawTls>()),
+        ("server.tls.acme", fields::<super::server::RawAcme>()),
         ("admin", fields::<RawAdmin>()),
         ("upstream", fields::<RawUpstream>()),
         ("headers", fields::<RawHeaders>()),
@@ -552,4 +553,42 @@ public = true
     ] {
         assert!(p.iter().any(|x| x.contains(want)), "missing {want:?} in:\n{p:?}");
     }
+}
+
+// C4: `[server.tls.acme]` refuses what a CA or the challenges can't do,
+// every problem at its key.
+#[test]
+fn c4_acme_settings_are_checked_key_by_key() {
+    let up = "[upstream]\nurl = \"http://127.0.0.1:3000\"\n";
+    let p = problems(&format!(
+        "{up}[server.tls.acme]\ndomains = [\"*.example.com\", \"localhost\", \"10.0.0.1\"]\ncontact = [\"ops@example.com\"]\ndirectory = \"http://ca.test/dir\"\nchallenge = \"dns-01\"\nrenew_before = \"2h\"\nca_root = \"missing.pem\"\n"
+    ));
+    for want in [
+        "server.tls.acme.domains[0]: wildcards need the DNS-01 challenge",
+        "server.tls.acme.domains[1]: expected a DNS name",
+        "server.tls.acme.domains[2]: expected a DNS name",
+        "server.tls.acme.contact[0]: expected a mailto: URL",
+        "server.tls.acme.directory: expected an https:// directory URL",
+        "server.tls.acme.challenge: expected \"tls-alpn-01\" or \"http-01\"",
+        "server.tls.acme.renew_before: must be between",
+        "server.tls.acme.ca_root: no such file",
+    ] {
+        assert!(p.iter().any(|x| x.starts_with(want)), "{want} missing from {p:#?}");
+    }
+    let p = problems(&format!(
+        "{up}[server.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n[server.tls.acme]\ndomains = [\"api.example.com\"]\n"
+    ));
+    assert!(p.iter().any(|x| x.starts_with("server.tls.acme: give cert and key files")), "{p:#?}");
+    let p = problems(&format!(
+        "{up}[server.tls.acme]\ndomains = [\"api.example.com\"]\nchallenge = \"http-01\"\n"
+    ));
+    assert!(p.iter().any(|x| x.starts_with("server.tls.acme.challenge: \"http-01\" is answered")), "{p:#?}");
+    // The defaults: Let's Encrypt, TLS-ALPN-01, 30 days, `acme` beside the file.
+    let c = check(&format!("{up}[server.tls.acme]\ndomains = [\"API.example.com\"]\n")).unwrap();
+    let s = c.server.tls.unwrap().acme.unwrap().settings().clone();
+    assert_eq!(s.domains, ["api.example.com"]);
+    assert_eq!(s.directory, "https://acme-v02.api.letsencrypt.org/directory");
+    assert_eq!(s.challenge, crate::acme::Challenge::TlsAlpn01);
+    assert_eq!(s.renew_before, std::time::Duration::from_secs(30 * 86_400));
+    assert_eq!(s.cache, Path::new("./acme"));
 }
