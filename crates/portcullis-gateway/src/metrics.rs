@@ -138,6 +138,10 @@ impl Metrics {
             .set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), BUCKETS)
             .map_or_else(|_| PrometheusBuilder::new().build_recorder(), PrometheusBuilder::build_recorder);
         let handle = recorder.handle();
+        // The exporter's clock calibrates itself (a timed loop, about a
+        // millisecond natively) on first use: here at start, not in the
+        // middle of the first requests.
+        handle.run_upkeep();
         let describe = |name: &'static str, help: &'static str| {
             recorder.describe_counter(KeyName::from_const_str(name), None, help.into());
         };

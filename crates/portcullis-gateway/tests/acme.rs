@@ -155,7 +155,8 @@ fn client_trusting(roots: &[CertificateDer<'static>], alpn: &[u8]) -> rustls::Cl
 /// management interface.
 async fn pebble_root(p: &Pebble) -> CertificateDer<'static> {
     let tcp = TcpStream::connect(p.management).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_trusting(std::slice::from_ref(&p.ca), b"http/1.1")));
+    let connector =
+        tokio_rustls::TlsConnector::from(Arc::new(client_trusting(std::slice::from_ref(&p.ca), b"http/1.1")));
     let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
     tls.write_all(b"GET /roots/0 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut out = Vec::new();
@@ -173,7 +174,8 @@ async fn connect(
     root: &CertificateDer<'static>,
 ) -> (CertificateDer<'static>, tokio_rustls::client::TlsStream<TcpStream>) {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_trusting(std::slice::from_ref(root), b"http/1.1")));
+    let connector =
+        tokio_rustls::TlsConnector::from(Arc::new(client_trusting(std::slice::from_ref(root), b"http/1.1")));
     let tls = connector.connect(ServerName::try_from(DOMAIN).unwrap(), tcp).await.expect("handshake");
     let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
     (leaf, tls)
