@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode, Version, header};
@@ -495,18 +495,45 @@ enum Proto {
 }
 
 /// Requests of one connection: whether one arrived, how many are in flight
-/// (handed to the service, response head not yet produced). Read by the
-/// connection's timers and by the framing tracker's early answers.
-#[derive(Debug, Default)]
+/// (handed to the service, response head not yet produced), when the last
+/// one finished. Read by the connection's timers and by the framing
+/// tracker's early answers.
+#[derive(Debug)]
 pub(crate) struct ConnRequests {
     started: AtomicBool,
     inflight: AtomicUsize,
+    /// The connection's start.
+    base: tokio::time::Instant,
+    /// When the last request finished, in nanoseconds after `base`.
+    last_done: AtomicU64,
+}
+
+impl Default for ConnRequests {
+    fn default() -> Self {
+        ConnRequests {
+            started: AtomicBool::new(false),
+            inflight: AtomicUsize::new(0),
+            base: tokio::time::Instant::now(),
+            last_done: AtomicU64::new(0),
+        }
+    }
 }
 
 impl ConnRequests {
     /// No request in flight.
     pub(crate) fn idle(&self) -> bool {
         self.inflight.load(Ordering::SeqCst) == 0
+    }
+
+    /// When the connection will have gone `idle` without a request (from
+    /// the end of its last one, or from its start), or `None` if it already
+    /// has. A request in flight pushes the answer to `now + idle`.
+    fn idle_deadline(&self, idle: Duration, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        if !self.idle() {
+            return Some(now + idle);
+        }
+        let at = self.base + Duration::from_nanos(self.last_done.load(Ordering::Relaxed)) + idle;
+        (at > now).then_some(at)
     }
 }
 
@@ -524,6 +551,8 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        let since = u64::try_from(self.0.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.0.last_done.store(since, Ordering::Relaxed);
         self.0.inflight.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -609,12 +638,15 @@ where
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
+            // One timer for the connection's life, moved on only when it
+            // fires: "idle" is counted from the end of the last request.
             _ = tokio::time::sleep_until(idle_deadline), if !closing => {
-                if requests.idle() {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                } else {
-                    idle_deadline = tokio::time::Instant::now() + idle;
+                match requests.idle_deadline(idle, tokio::time::Instant::now()) {
+                    Some(later) => idle_deadline = later,
+                    None => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
                 }
             }
         }

@@ -89,6 +89,36 @@ async fn c14_idle_keep_alive_connections_are_closed() {
     assert!(done.is_ok(), "idle connection was not closed");
 }
 
+/// "Idle" means no request for `idle_timeout`, counted from the end of the
+/// last one: a keep-alive connection busy for longer than the timeout is not
+/// closed between two of its requests (closing it then races the client's
+/// next request: the soak of issue 17 saw it as read errors at 60 s).
+/// Paused tokio time: the gateway, the upstream and the client share this
+/// runtime and talk over loopback, so only the test moves the clock.
+#[tokio::test(start_paused = true)]
+async fn c14_a_busy_keep_alive_connection_outlives_the_idle_timeout() {
+    let up = upstream().await;
+    let gw = gateway(up.addr, "[limits]\nidle_timeout = \"300ms\"").await;
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    let conn = tokio::spawn(conn);
+    // Ten requests 200 ms apart: two seconds on one connection, never
+    // 300 ms without a request.
+    for i in 0..10 {
+        let res = sender
+            .send_request(Request::get("/ok").header("host", "a").body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("request {i} failed on the kept-alive connection: {e}"));
+        assert_eq!(res.status(), 200);
+        let _ = res.into_body().collect().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!conn.is_finished(), "the connection was closed while in use");
+    // Then silence: closed once 300 ms pass without a request.
+    let done = tokio::time::timeout(Duration::from_millis(400), conn).await;
+    assert!(done.is_ok(), "idle connection was not closed after its idle timeout");
+}
+
 #[tokio::test]
 async fn admin_endpoints() {
     let up = upstream().await;
