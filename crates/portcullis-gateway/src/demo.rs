@@ -16,7 +16,8 @@ use tokio::net::TcpListener;
 const STACK: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Error</title></head>\n<body>\n<pre>TypeError: Cannot read properties of undefined (reading &#39;id&#39;)<br> &nbsp; &nbsp;at /home/app/src/routes/users.js:42:17<br> &nbsp; &nbsp;at Layer.handle [as handle_request] (/home/app/node_modules/express/lib/router/layer.js:95:5)<br> &nbsp; &nbsp;at next (/home/app/node_modules/express/lib/router/route.js:149:13)</pre>\n</body>\n</html>\n";
 
 /// The demo gateway's routes: the naive API's public endpoints, nothing
-/// else (so its `/admin`, and anything undeclared, is 404: deny by default).
+/// else (so its `/admin`, and anything undeclared, is 404: deny by default),
+/// and a rate limit per client IP.
 pub const ROUTES: &str = r#"
 [[route]]
 path = "/"
@@ -42,6 +43,10 @@ public = true
 path = "/api/echo"
 methods = ["POST"]
 public = true
+[[rate_limit]]
+name = "per-ip"
+limit = 600
+window = "1m"
 "#;
 
 /// Binds the naive API and serves it in the background; returns its address.

@@ -1,7 +1,8 @@
 //! `portcullis`: the command line. Glue only; the work is in
 //! `portcullis-gateway`.
 //!
-//! Exit codes: 0 ok; 1 `check` found problems; 2 runtime error (a port in
+//! Exit codes: 0 ok; 1 `check` found problems, or `scan` graded below
+//! `--fail-under`; 2 runtime error (a port in
 //! use, ...); 64 `serve` refused an invalid configuration.
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod identity_cli;
+mod scan_cli;
 use portcullis_gateway::config::{self, Config};
 use portcullis_gateway::{demo, logging, server};
 
@@ -75,7 +77,11 @@ enum Command {
     },
     /// Print the manual page in roff (`portcullis man > portcullis.1`).
     Man,
-    /// Zero setup: a deliberately naive API and Portcullis in front of it.
+    /// Grade a live API against the checklist (docs/scan.md). Exit 1 below
+    /// --fail-under, 2 when the target can't be scanned.
+    Scan(scan_cli::ScanArgs),
+    /// Zero setup: a deliberately naive API and Portcullis in front of it,
+    /// and the scan of both side by side.
     Demo {
         /// Where Portcullis listens.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -134,6 +140,15 @@ fn main() -> ExitCode {
             }
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &out);
             ExitCode::SUCCESS
+        }
+        Command::Scan(args) => {
+            let passed = std::cell::Cell::new(true);
+            let passed = &passed;
+            let code = run(move || async move {
+                passed.set(scan_cli::scan(args).await?);
+                Ok(())
+            });
+            if code == ExitCode::SUCCESS && !passed.get() { ExitCode::from(EXIT_FINDINGS) } else { code }
         }
         Command::Demo { listen, api_listen } => run(|| async move { demo_cmd(listen, api_listen).await }),
         Command::Keys(k) => match identity_cli::keys(k) {
@@ -403,8 +418,22 @@ Compare the two:
   curl -i -H 'Content-Type: application/json' -d '{{\"__proto__\":{{\"admin\":true}}}}' http://{gw}/api/echo   # 400: prototype pollution
   curl -i 'http://{gw}/api/headers?a=1&a=2'   # 400: a repeated parameter (Express would make it an array)
 
-Access log (JSON) follows. Ctrl-C stops.
+The scan of both (portcullis scan --active, docs/scan.md):
 "
+    );
+    let mut reports = Vec::new();
+    for base in [api, gw] {
+        let mut options = portcullis_scan::Options::new(&format!("http://{base}/api/hello"))?;
+        options.active = true;
+        options.post_path = Some("/api/echo".to_owned());
+        reports.push(scan_cli::run_scan(&options).await?);
+    }
+    let table =
+        portcullis_scan::render::side_by_side(&reports[0], &reports[1], ["naive API", "Portcullis"], true);
+    let mut stdout = anstream::stdout();
+    let _ = std::io::Write::write_all(
+        &mut stdout,
+        format!("{table}\nAccess log (JSON) follows. Ctrl-C stops.\n").as_bytes(),
     );
     logging::init();
     wait_for_signal().await;
