@@ -52,9 +52,13 @@ async fn the_bare_express_fixture_fails_most_checks() {
     assert_eq!(report.grade, Grade::F, "{text}");
 }
 
-#[tokio::test]
-async fn behind_portcullis_with_the_example_config_every_check_passes() {
-    let app = express().await;
+/// The packaged Express example config in front of `app`, on free ports;
+/// with TLS (a fresh self-signed certificate for `localhost`, returned as
+/// PEM) and the plain-HTTP redirect listener, or plain HTTP.
+async fn example_gateway(
+    app: std::net::SocketAddr,
+    tls: bool,
+) -> (portcullis_gateway::server::Running, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let cert =
@@ -66,15 +70,26 @@ async fn behind_portcullis_with_the_example_config_every_check_passes() {
         "/../../packaging/examples/express.toml"
     ))
     .unwrap();
+    let listen = if tls {
+        "listen = \"127.0.0.1:0\"\nredirect_http = \"127.0.0.1:0\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\""
+    } else {
+        "listen = \"127.0.0.1:0\""
+    };
     let text = example
-        .replace("listen = \"0.0.0.0:8080\"", "listen = \"127.0.0.1:0\"\nredirect_http = \"127.0.0.1:0\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"")
+        .replace("listen = \"0.0.0.0:8080\"", listen)
         .replace("listen = \"127.0.0.1:9901\"", "listen = \"127.0.0.1:0\"")
-        .replace("http://127.0.0.1:3000", &format!("http://{}", app.addr));
+        .replace("http://127.0.0.1:3000", &format!("http://{app}"));
     assert_ne!(text, example);
     let cfg = portcullis_gateway::config::from_str(&text, dir.path(), &|_| None).unwrap();
-    let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
+    (portcullis_gateway::server::start(&cfg).await.unwrap(), cert.pem(), dir)
+}
+
+#[tokio::test]
+async fn behind_portcullis_with_the_example_config_every_check_passes() {
+    let app = express().await;
+    let (gw, ca_pem, _dir) = example_gateway(app.addr, true).await;
     let options = Options {
-        ca_pem: Some(cert.pem().into_bytes()),
+        ca_pem: Some(ca_pem.into_bytes()),
         http_port: gw.redirect_addr.unwrap().port(),
         ..active(&format!("https://localhost:{}/api/hello", gw.addr.port()))
     };
@@ -125,4 +140,85 @@ async fn docs_scan_md_matches_the_checks_and_the_json_report() {
     let with_evidence =
         real["findings"].as_array().unwrap().iter().find(|f| f["evidence"][0].is_object()).unwrap();
     assert_eq!(keys(&example["findings"][0]["evidence"][0]), keys(&with_evidence["evidence"][0]));
+}
+
+/// tests/scan-tools, installed by scripts/test (`npm ci --ignore-scripts`,
+/// the Observatory's downloaded lists stubbed).
+fn scan_tools() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/scan-tools"));
+    assert!(
+        dir.join("node_modules/@mdn/mdn-http-observatory").is_dir(),
+        "tests/scan-tools is not installed: run scripts/test (npm ci --prefix tests/scan-tools --ignore-scripts)"
+    );
+    dir
+}
+
+async fn node(script: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(scan_tools())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).await.unwrap();
+    drop(input);
+    child.wait_with_output().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_sarif_output_validates_against_the_sarif_2_1_0_schema() {
+    let app = express().await;
+    let report = scan(&active(&format!("http://{}/api/hello", app.addr))).await.unwrap();
+    let out = node("validate-sarif.mjs", &[], portcullis_scan::render::sarif(&report).as_bytes()).await;
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid");
+    // The validator does refuse a log that breaks the schema.
+    let broken = br#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"x"}},"results":[{"message":{"text":"m"},"level":"fatal"}]}]}"#;
+    assert!(!node("validate-sarif.mjs", &[], broken).await.status.success());
+}
+
+/// Mozilla's HTTP Observatory 1.4.8 and the scan on the same two targets
+/// (the Express fixture bare, and behind Portcullis with the example
+/// config): they agree on every header check both make. Where they differ
+/// by design is in docs/scan.md ("Against the HTTP Observatory").
+#[tokio::test]
+async fn the_observatory_agrees_on_the_header_checks_both_make() {
+    let app = express().await;
+    let (gw, _, _dir) = example_gateway(app.addr, false).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    for (name, addr) in [("bare Express", app.addr), ("behind Portcullis", gw.addr)] {
+        let report = scan(&Options::new(&format!("http://{addr}/api/hello")).unwrap()).await.unwrap();
+        let port = addr.port().to_string();
+        let out = node("observatory.mjs", &["127.0.0.1", &port, &closed, "/api/hello"], b"").await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let observatory: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for (theirs, ours) in [
+            ("content-security-policy", "csp"),
+            ("x-content-type-options", "x-content-type-options"),
+            ("x-frame-options", "x-frame-options"),
+        ] {
+            let their_pass = observatory[theirs]["pass"].as_bool().unwrap();
+            let our_pass = outcome(&report, ours) == Outcome::Pass;
+            assert_eq!(
+                our_pass, their_pass,
+                "{name}: {ours} vs the Observatory's {theirs} ({})",
+                observatory[theirs]["result"]
+            );
+        }
+        // Both see the same cookie situation: none on this route.
+        assert_eq!(observatory["cookies"]["result"], "cookies-not-found");
+        assert_eq!(outcome(&report, "cookies"), Outcome::Skip);
+    }
+    gw.drain().await;
 }
