@@ -21,7 +21,7 @@ pub(crate) enum Format {
 
 #[derive(clap::Args)]
 pub(crate) struct ScanArgs {
-    /// The URL to grade, e.g. https://api.example.com/v1/health.
+    /// The URL to grade, e.g. `https://api.example.com/v1/health`.
     url: String,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
