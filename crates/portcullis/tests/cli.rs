@@ -312,7 +312,7 @@ async fn c30_serve_logs_one_redacted_json_line_per_request_and_drains_on_sigterm
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn demo_runs_with_nothing_but_the_binary() {
+async fn demo_runs_with_nothing_but_the_binary_and_scans_both() {
     let mut child = tokio::process::Command::new(BIN)
         .args(["demo", "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -338,6 +338,23 @@ async fn demo_runs_with_nothing_but_the_binary() {
     assert!(guarded.starts_with("HTTP/1.1 500"));
     assert!(guarded.contains("\"code\":\"upstream_error\""));
     assert!(!guarded.contains("TypeError") && !guarded.to_ascii_lowercase().contains("x-powered-by"));
+    // Then the scan of both, side by side (issue 18): the naive API F,
+    // behind Portcullis A+.
+    let mut table = Vec::new();
+    loop {
+        let line = lines.next_line().await.unwrap().expect("demo exited before its scan");
+        table.push(line.clone());
+        if line.starts_with("grade (score)") {
+            let grades: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(grades[2..], ["F", "(0)", "A+", "(100)"], "{}", table.join("\n"));
+            break;
+        }
+    }
+    assert!(
+        table.iter().any(|l| l.starts_with("C7   csp") && l.contains("FAIL") && l.contains("PASS")),
+        "{}",
+        table.join("\n")
+    );
     child.kill().await.unwrap();
 }
 
