@@ -4,7 +4,6 @@
 
 use super::finding;
 use crate::client::{Response, redact_cookie};
-use crate::target::Target;
 use crate::{Finding, Outcome};
 
 const FIX: &str = "cookies.secure, cookies.http_only, cookies.same_site (on by default)";
@@ -58,7 +57,7 @@ pub(crate) fn problems(set_cookie: &str) -> Vec<(Outcome, String)> {
     out
 }
 
-pub(super) fn check(seen: &[(String, Response)], _target: &Target) -> Finding {
+pub(super) fn check(seen: &[(String, Response)]) -> Finding {
     let mut f = finding("cookies", "C9", "Cookies are Secure, HttpOnly, SameSite", 10, FIX);
     let mut count = 0;
     for (req, r) in seen {
@@ -112,11 +111,10 @@ mod tests {
             headers: vec![("set-cookie".into(), "sid=s3cr3t-value; Path=/".into())],
             ..Response::default()
         };
-        let target = Target::parse("http://127.0.0.1/").expect("url");
-        let f = check(&[("GET /".into(), r)], &target);
+        let f = check(&[("GET /".into(), r)]);
         assert_eq!(f.outcome, Outcome::Fail);
         let json = serde_json::to_string(&f).expect("json");
         assert!(!json.contains("s3cr3t"), "{json}");
-        assert_eq!(check(&[], &target).outcome, Outcome::Skip);
+        assert_eq!(check(&[]).outcome, Outcome::Skip);
     }
 }

@@ -88,12 +88,7 @@ mod tests {
     use super::*;
 
     fn answer(origin: &str, h: &[(&str, &str)]) -> (&'static str, String, String, Response) {
-        let r = Response {
-            status: 200,
-            headers: h.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            ..Response::default()
-        };
-        ("a probe", origin.to_owned(), format!("GET /\nOrigin: {origin}"), r)
+        ("a probe", origin.to_owned(), format!("GET /\nOrigin: {origin}"), crate::checks::tests::with(h))
     }
 
     #[test]

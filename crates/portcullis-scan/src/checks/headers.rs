@@ -236,13 +236,7 @@ fn disclosure(req: &str, r: &Response) -> [Finding; 2] {
 mod tests {
     use super::*;
 
-    fn with(h: &[(&str, &str)]) -> Response {
-        Response {
-            status: 200,
-            headers: h.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            ..Response::default()
-        }
-    }
+    use crate::checks::tests::with;
 
     /// helmet 8's default policy.
     const HELMET_CSP: &str = "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests";

@@ -82,7 +82,7 @@ pub async fn run(ctx: &mut Ctx, progress: &mut dyn FnMut(&str)) -> Result<Vec<Fi
         out.extend(active::probe(ctx, &base_req, &base, progress).await);
     }
     progress("cookies (C9), leaks (C29)");
-    out.push(cookies::check(&ctx.seen, &ctx.opts.target));
+    out.push(cookies::check(&ctx.seen));
     out.push(errors::leaks(&ctx.seen));
     Ok(out)
 }
@@ -137,4 +137,19 @@ impl Finding {
 /// The status and content type of a response, for evidence.
 pub(crate) fn status_line(r: &Response) -> String {
     r.describe(&["content-type"])
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::client::Response;
+
+    /// A 200 response with these header fields (names lowercase), for the
+    /// decision tables.
+    pub(crate) fn with(h: &[(&str, &str)]) -> Response {
+        Response {
+            status: 200,
+            headers: h.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            ..Response::default()
+        }
+    }
 }

@@ -102,13 +102,7 @@ pub(crate) fn hsts(req: &str, r: &Response) -> Finding {
 mod tests {
     use super::*;
 
-    fn with(h: &[(&str, &str)]) -> Response {
-        Response {
-            status: 200,
-            headers: h.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            ..Response::default()
-        }
-    }
+    use crate::checks::tests::with;
 
     #[test]
     fn c2_hsts_decisions() {
