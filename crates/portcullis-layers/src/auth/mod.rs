@@ -37,7 +37,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use http::HeaderMap;
 
-pub use cache::TokenCache;
+pub use cache::{TokenCache, TokenKey};
 pub use identity::{ClaimSource, IdentityHeaders, encode as encode_header_value, same_spelling};
 pub use jwks::{Fetch, FetchFuture, Fetched, Jwks, JwksOptions, JwksStats};
 pub use jwt::{Identity, JwtPolicy, Parsed, TokenError, parse};
@@ -185,10 +185,10 @@ impl Verifier {
     /// The identity of a token verified before, still valid now and under
     /// the current key set; `None`: call [`Verifier::verify`].
     pub fn verify_cached(&self, token: &str) -> Option<Arc<Identity>> {
-        self.cache_hit(&TokenCache::key(token), self.clock.now_us() / 1_000_000)
+        self.cache_hit(self.cache.key(token), self.clock.now_us() / 1_000_000)
     }
 
-    fn cache_hit(&self, key: &[u8; 32], now_s: u64) -> Option<Arc<Identity>> {
+    fn cache_hit(&self, key: cache::TokenKey, now_s: u64) -> Option<Arc<Identity>> {
         self.cache.get(key, self.generation(), now_s, self.policy.leeway.as_secs())
     }
 
@@ -196,8 +196,8 @@ impl Verifier {
     /// re-fetch.
     pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, TokenError> {
         let now_s = self.clock.now_us() / 1_000_000;
-        let key = TokenCache::key(token);
-        if let Some(id) = self.cache_hit(&key, now_s) {
+        let key = self.cache.key(token);
+        if let Some(id) = self.cache_hit(key, now_s) {
             return Ok(id);
         }
         let parsed = parse(token, &self.policy)?;

@@ -98,3 +98,86 @@ fn c2_fingerprint_names_match_the_documented_list() {
     let names: Vec<&str> = super::FINGERPRINT_NAMES.iter().map(HeaderName::as_str).collect();
     assert_eq!(names, super::FINGERPRINT_HEADERS);
 }
+
+/// The rule [`SecurityHeaders::apply`] implements, written the slow,
+/// obvious way (the way it was written before issue 16): remove the
+/// fingerprints, insert every header of the set, HSTS over HTTPS only and
+/// never the upstream's.
+fn apply_by_the_rule(s: &SecurityHeaders, h: &mut http::HeaderMap, https: bool) {
+    for n in FINGERPRINT_HEADERS {
+        h.remove(*n);
+    }
+    h.remove(http::header::STRICT_TRANSPORT_SECURITY);
+    for (n, v) in s.effective(https) {
+        h.insert(n, v);
+    }
+}
+
+/// Every (name, value) pair, sorted: the same multiset of fields.
+fn fields(h: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = h.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn c5_c6_the_prebuilt_set_keeps_every_other_upstream_value_in_order() {
+    let mut h = http::HeaderMap::new();
+    h.append("set-cookie", "a=1".parse().unwrap());
+    h.append("link", "</a>; rel=preload".parse().unwrap());
+    h.append("set-cookie", "b=2".parse().unwrap());
+    h.append("x-frame-options", "ALLOWALL".parse().unwrap());
+    h.append("x-frame-options", "DENY".parse().unwrap());
+    h.append("server", "Apache".parse().unwrap());
+    h.append("server", "again".parse().unwrap());
+    h.append("strict-transport-security", "max-age=0".parse().unwrap());
+    h.append("vary", "Origin".parse().unwrap());
+    let s = SecurityHeaders::helmet().remove("strict-transport-security").unwrap();
+    s.apply(&mut h, true);
+    let cookies: Vec<_> = h.get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"], "both values, in order");
+    assert_eq!(h["link"], "</a>; rel=preload");
+    assert_eq!(h["vary"], "Origin");
+    let xfo: Vec<_> = h.get_all("x-frame-options").iter().collect();
+    assert_eq!(xfo, ["SAMEORIGIN"], "the set's one value replaces both of the upstream's");
+    assert!(!h.contains_key("server"));
+    assert!(!h.contains_key("strict-transport-security"), "removed from the set: not the upstream's either");
+}
+
+proptest::proptest! {
+    /// The prebuilt path gives the same fields as the rule, for any
+    /// upstream headers (names drawn from the set, the fingerprints, HSTS
+    /// and others, repeated) and any of the set's variations.
+    #[test]
+    fn c5_c6_the_prebuilt_set_decides_as_the_rule(
+        upstream in proptest::collection::vec((0usize..9, 0u8..4), 0..12),
+        variant in 0usize..5,
+        https: bool,
+    ) {
+        const NAMES: [&str; 9] = [
+            "x-frame-options", "content-security-policy", "server", "x-powered-by",
+            "strict-transport-security", "set-cookie", "content-type", "vary", "x-xss-protection",
+        ];
+        let set = match variant {
+            0 => SecurityHeaders::helmet(),
+            1 => SecurityHeaders::empty(),
+            2 => SecurityHeaders::helmet().csp(None).remove("x-xss-protection").unwrap(),
+            3 => SecurityHeaders::helmet().hsts(None),
+            _ => SecurityHeaders::empty().set("strict-transport-security", "max-age=5").unwrap(),
+        };
+        let mut h = http::HeaderMap::new();
+        for (n, v) in &upstream {
+            h.append(NAMES[*n], http::HeaderValue::from_str(&format!("v{v}")).unwrap());
+        }
+        let mut expected = h.clone();
+        apply_by_the_rule(&set, &mut expected, https);
+        set.apply(&mut h, https);
+        proptest::prop_assert_eq!(fields(&h), fields(&expected));
+        // And the values of one name keep their order.
+        for n in NAMES {
+            let got: Vec<_> = h.get_all(n).iter().collect();
+            let want: Vec<_> = expected.get_all(n).iter().collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+}
