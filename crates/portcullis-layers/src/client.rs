@@ -49,9 +49,15 @@ pub struct ClientInfo {
 /// `core::fmt` (it is written into several headers and keys of every
 /// request: issue 16).
 pub fn ip_text(ip: IpAddr) -> String {
+    let mut s = String::with_capacity(15);
+    push_ip_text(&mut s, ip);
+    s
+}
+
+/// [`ip_text`], appended to `s`.
+pub fn push_ip_text(s: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let mut s = String::with_capacity(15);
             for (i, o) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
                     s.push('.');
@@ -64,9 +70,11 @@ pub fn ip_text(ip: IpAddr) -> String {
                 }
                 s.push(char::from(b'0' + o % 10));
             }
-            s
         }
-        IpAddr::V6(v6) => v6.to_string(),
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{v6}");
+        }
     }
 }
 

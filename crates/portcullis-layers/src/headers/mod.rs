@@ -32,9 +32,7 @@ pub use cookies::{AddSecure, CookiePolicy, SameSite};
 pub use csp::{Csp, KNOWN_DIRECTIVES};
 pub use layer::{SecurityHeadersLayer, SecurityHeadersService};
 
-use std::sync::{Arc, OnceLock};
-
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 
 use crate::config_error::ConfigError;
 
@@ -102,11 +100,6 @@ pub struct SecurityHeaders {
     fixed: Vec<(HeaderName, HeaderValue)>,
     hsts: Option<HeaderValue>,
     cookies: Option<CookiePolicy>,
-    /// The set as ready-made maps, for plain HTTP and for HTTPS, built on
-    /// first use: a response starts from a clone of one and gets the
-    /// upstream's other headers appended (issue 16: one map copy instead of
-    /// a hashed insert per header). Reset by every builder method.
-    prebuilt: OnceLock<Arc<[HeaderMap; 2]>>,
 }
 
 impl SecurityHeaders {
@@ -118,12 +111,12 @@ impl SecurityHeaders {
         for (n, v) in HELMET_DEFAULTS {
             fixed.push((HeaderName::from_static(n), HeaderValue::from_static(v)));
         }
-        SecurityHeaders { fixed, hsts: Some(Hsts::default().value()), cookies: None, prebuilt: OnceLock::new() }
+        SecurityHeaders { fixed, hsts: Some(Hsts::default().value()), cookies: None }
     }
 
     /// No headers at all (fingerprint headers are still removed).
     pub fn empty() -> Self {
-        SecurityHeaders { fixed: Vec::new(), hsts: None, cookies: None, prebuilt: OnceLock::new() }
+        SecurityHeaders { fixed: Vec::new(), hsts: None, cookies: None }
     }
 
     /// Hardens every `Set-Cookie` of a response per `policy` (C9; see
@@ -139,7 +132,6 @@ impl SecurityHeaders {
             .map_err(|_| ConfigError::new("", "not a valid header name"))?;
         let v = HeaderValue::from_str(value)
             .map_err(|_| ConfigError::new("", "not a valid header value (control characters?)"))?;
-        self.prebuilt = OnceLock::new();
         if n == http::header::STRICT_TRANSPORT_SECURITY {
             self.hsts = Some(v);
             return Ok(self);
@@ -155,7 +147,6 @@ impl SecurityHeaders {
     pub fn remove(mut self, name: &str) -> Result<Self, ConfigError> {
         let n = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ConfigError::new("", "not a valid header name"))?;
-        self.prebuilt = OnceLock::new();
         if n == http::header::STRICT_TRANSPORT_SECURITY {
             self.hsts = None;
         }
@@ -165,14 +156,12 @@ impl SecurityHeaders {
 
     /// Sets or removes HSTS.
     pub fn hsts(mut self, hsts: Option<Hsts>) -> Self {
-        self.prebuilt = OnceLock::new();
         self.hsts = hsts.map(|h| h.value());
         self
     }
 
     /// Sets or removes the CSP (both the enforcing and report-only headers).
     pub fn csp(mut self, csp: Option<Csp>) -> Self {
-        self.prebuilt = OnceLock::new();
         self.fixed.retain(|(k, _)| {
             k != http::header::CONTENT_SECURITY_POLICY
                 && k != http::header::CONTENT_SECURITY_POLICY_REPORT_ONLY
@@ -192,45 +181,24 @@ impl SecurityHeaders {
         v
     }
 
-    /// Applies the set to response headers: the set's headers replace the
-    /// upstream's of the same name, fingerprint headers go, and
-    /// `Strict-Transport-Security` is the set's over HTTPS and never the
-    /// upstream's.
-    pub fn apply(&self, headers: &mut HeaderMap, https: bool) {
-        let prebuilt = self.prebuilt.get_or_init(|| {
-            let map = |https| {
-                let mut m = HeaderMap::with_capacity(self.fixed.len() + 1);
-                for (n, v) in self.effective(https) {
-                    m.insert(n, v);
-                }
-                m
-            };
-            Arc::new([map(false), map(true)])
-        });
-        let base = &prebuilt[usize::from(https)];
-        if !base.is_empty() {
-            let mut out = base.clone();
-            out.reserve(headers.len());
-            // The name of the values being read (`into_iter` gives a name
-            // with its first value and `None` with the others), if kept.
-            let mut current: Option<HeaderName> = None;
-            for (name, value) in std::mem::take(headers) {
-                if let Some(n) = name {
-                    let replaced = base.contains_key(&n)
-                        || n == http::header::STRICT_TRANSPORT_SECURITY
-                        || FINGERPRINT_NAMES.contains(&n);
-                    current = (!replaced).then_some(n);
-                }
-                if let Some(n) = &current {
-                    out.append(n.clone(), value);
-                }
+    /// Applies the set to response headers.
+    pub fn apply(&self, headers: &mut http::HeaderMap, https: bool) {
+        for name in &FINGERPRINT_NAMES {
+            headers.remove(name);
+        }
+        // One growth of the map instead of several.
+        headers.reserve(self.fixed.len() + 1);
+        for (n, v) in &self.fixed {
+            headers.insert(n.clone(), v.clone());
+        }
+        match (&self.hsts, https) {
+            (Some(h), true) => {
+                headers.insert(http::header::STRICT_TRANSPORT_SECURITY, h.clone());
             }
-            *headers = out;
-        } else {
-            for name in &FINGERPRINT_NAMES {
-                headers.remove(name);
+            _ => {
+                // Never over plain HTTP, and never the upstream's when removed.
+                headers.remove(http::header::STRICT_TRANSPORT_SECURITY);
             }
-            headers.remove(http::header::STRICT_TRANSPORT_SECURITY);
         }
         if let Some(c) = &self.cookies {
             cookies::harden_all(headers, c, https);

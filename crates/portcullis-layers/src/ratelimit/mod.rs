@@ -144,31 +144,48 @@ impl Rule {
             && (self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(parts.uri.path())))
     }
 
-    /// The store key for a request.
+    /// The store key for a request: `rl:{rule}:{kind}:{value}`, written
+    /// into one buffer (issue 16: it was three formatted strings).
     pub fn store_key(&self, parts: &request::Parts) -> String {
-        let ip_key = || {
+        let mut key = String::with_capacity(self.name.len() + 48);
+        key.push_str("rl:");
+        key.push_str(&self.name);
+        key.push(':');
+        let ip_key = |key: &mut String| {
             let ip = parts.extensions.get::<ClientInfo>().map(|c| c.ip);
             match (ip, &self.key) {
-                (Some(ip), KeyKind::Ip { v6_prefix }) => format!("ip:{}", group(ip, *v6_prefix)),
-                (Some(ip), _) => format!("ip:{}", group(ip, 56)),
+                (Some(ip), KeyKind::Ip { v6_prefix }) => {
+                    key.push_str("ip:");
+                    push_group(key, ip, *v6_prefix);
+                }
+                (Some(ip), _) => {
+                    key.push_str("ip:");
+                    push_group(key, ip, 56);
+                }
                 // No resolved client: every such request shares one key
                 // (fails toward limiting, not toward a free pass).
-                (None, _) => "ip:unknown".to_owned(),
+                (None, _) => key.push_str("ip:unknown"),
             }
         };
-        let k = match &self.key {
-            KeyKind::Global => "global".to_owned(),
-            KeyKind::Ip { .. } => ip_key(),
+        match &self.key {
+            KeyKind::Global => key.push_str("global"),
+            KeyKind::Ip { .. } => ip_key(&mut key),
             KeyKind::Header(h) => match parts.headers.get(h) {
-                Some(v) => format!("h:{}", hashed(v.as_bytes())),
-                None => ip_key(),
+                Some(v) => {
+                    key.push_str("h:");
+                    key.push_str(&hashed(v.as_bytes()));
+                }
+                None => ip_key(&mut key),
             },
             KeyKind::Subject => match subject(parts) {
-                Some(s) => format!("sub:{}", hashed(s.as_bytes())),
-                None => ip_key(),
+                Some(s) => {
+                    key.push_str("sub:");
+                    key.push_str(&hashed(s.as_bytes()));
+                }
+                None => ip_key(&mut key),
             },
-        };
-        format!("rl:{}:{k}", self.name)
+        }
+        key
     }
 }
 
@@ -196,13 +213,20 @@ fn subject(parts: &request::Parts) -> Option<&str> {
 
 /// An IP as a key: IPv4 whole, IPv6 masked to `prefix` bits.
 pub fn group(ip: IpAddr, prefix: u8) -> String {
+    let mut s = String::with_capacity(24);
+    push_group(&mut s, ip, prefix);
+    s
+}
+
+/// [`group`], appended to `s`.
+fn push_group(s: &mut String, ip: IpAddr, prefix: u8) {
     match ip.to_canonical() {
-        IpAddr::V4(v4) => crate::client::ip_text(IpAddr::V4(v4)),
+        IpAddr::V4(v4) => crate::client::push_ip_text(s, IpAddr::V4(v4)),
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
             let prefix = u32::from(prefix.min(128));
             let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
-            format!("{}/{prefix}", std::net::Ipv6Addr::from(bits & mask))
+            let _ = write!(s, "{}/{prefix}", std::net::Ipv6Addr::from(bits & mask));
         }
     }
 }
