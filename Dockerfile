@@ -16,6 +16,8 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first, so a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
+# The allocator build setting (issue 16: memory per connection).
+COPY .cargo ./.cargo
 COPY crates ./crates
 RUN cargo build --release --locked -p portcullis \
  && install -D -m 0755 target/release/portcullis /out/usr/bin/portcullis \

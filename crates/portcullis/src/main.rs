@@ -19,6 +19,7 @@ use portcullis_gateway::{demo, logging, server};
 
 // Faster than glibc's malloc on the request path, and it returns memory to
 // the system (docs/performance.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
