@@ -1,5 +1,7 @@
 //! A minimal hyper backend for the load benchmarks (bench/run): `GET /`
-//! answers a small JSON body, `POST /echo` echoes up to 64 KiB.
+//! answers a small JSON body, `POST /echo` echoes up to 64 KiB, any other
+//! request body is read (up to 4 MiB) and dropped before the answer, so a
+//! keep-alive connection stays usable after a large upload.
 //!
 //!     cargo run --release -p portcullis-gateway --example backend -- 127.0.0.1:9000
 
@@ -20,6 +22,7 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     let body = if req.uri().path() == "/echo" {
         Limited::new(req.into_body(), 65_536).collect().await.map(|b| b.to_bytes()).unwrap_or_default()
     } else {
+        let _ = Limited::new(req.into_body(), 4 << 20).collect().await;
         Bytes::from_static(b"{\"hello\":\"world\"}")
     };
     let mut res = Response::new(Full::new(body));

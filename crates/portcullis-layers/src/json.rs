@@ -15,7 +15,9 @@
 //! assert_eq!(parse_strict(br#"{"a":1} x"#, &l).unwrap_err(), JsonError::Syntax);
 //! ```
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -195,6 +197,186 @@ pub fn parse_strict(bytes: &[u8], limits: &JsonLimits) -> Result<Value, JsonErro
             Some(Pending::Long) => JsonError::StringTooLong(state.pointer()),
             Some(Pending::Prototype) => JsonError::PrototypeKey(state.pointer()),
         }),
+    }
+}
+
+/// Checks one JSON document as [`parse_strict`] would, refusing exactly
+/// what it refuses with the same error, without building the document:
+/// no allocation for a string or key written without escapes. For bodies
+/// nothing else looks into (no schema, no injection scan), which is every
+/// JSON body under the default policy (issue 16).
+pub fn check_strict(bytes: &[u8], limits: &JsonLimits) -> Result<(), JsonError> {
+    let state =
+        State { limits, entries: Cell::new(0), error: Cell::new(None), trail: RefCell::new(Vec::new()) };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let seed = Check { state: &state, depth: 1 };
+    match seed.deserialize(&mut de).and_then(|()| de.end()) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(match state.error.get() {
+            None => JsonError::Syntax,
+            Some(Pending::Many) => JsonError::TooManyEntries,
+            Some(Pending::Duplicate) => JsonError::DuplicateKey(state.pointer()),
+            Some(Pending::Deep) => JsonError::TooDeep(state.pointer()),
+            Some(Pending::Long) => JsonError::StringTooLong(state.pointer()),
+            Some(Pending::Prototype) => JsonError::PrototypeKey(state.pointer()),
+        }),
+    }
+}
+
+/// [`Seed`]'s checks, in the same order, building nothing.
+struct Check<'s, 'l> {
+    state: &'s State<'l>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Check<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Check<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // As `Seed`: serde_json::Number refuses what is not finite.
+        if v.is_finite() { Ok(()) } else { Err(E::custom("non-finite number")) }
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.state.string(v, None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let st = self.state;
+        if self.depth > st.limits.max_depth {
+            return Err(st.fail(Pending::Deep, None));
+        }
+        let mut len = 0usize;
+        loop {
+            match seq.next_element_seed(Check { state: st, depth: self.depth + 1 }) {
+                Ok(Some(())) => {
+                    st.entry()?;
+                    len += 1;
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    st.unwind(|| len.to_string());
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let st = self.state;
+        if self.depth > st.limits.max_depth {
+            return Err(st.fail(Pending::Deep, None));
+        }
+        let mut seen = Keys::default();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            st.string(&key, Some(&key))?;
+            st.entry()?;
+            if st.limits.forbid_prototype_keys && is_prototype_key(&key) {
+                return Err(st.fail(Pending::Prototype, Some(&key)));
+            }
+            if seen.contains(&key) {
+                return Err(st.fail(Pending::Duplicate, Some(&key)));
+            }
+            match map.next_value_seed(Check { state: st, depth: self.depth + 1 }) {
+                Ok(()) => seen.insert(key),
+                Err(e) => {
+                    st.unwind(|| key.into_owned());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The decoded keys of one object: borrowed from the document unless
+/// written with escapes.
+#[derive(Default)]
+enum Keys<'de> {
+    /// Small objects: a linear scan beats hashing.
+    #[default]
+    Empty,
+    Few(Vec<Cow<'de, str>>),
+    Many(HashSet<Cow<'de, str>>),
+}
+
+impl<'de> Keys<'de> {
+    const FEW: usize = 16;
+
+    fn contains(&self, k: &str) -> bool {
+        match self {
+            Keys::Empty => false,
+            Keys::Few(v) => v.iter().any(|x| x == k),
+            Keys::Many(s) => s.contains(k),
+        }
+    }
+
+    fn insert(&mut self, k: Cow<'de, str>) {
+        match self {
+            Keys::Empty => {
+                let mut v = Vec::with_capacity(4);
+                v.push(k);
+                *self = Keys::Few(v);
+            }
+            Keys::Few(v) if v.len() < Self::FEW => v.push(k),
+            Keys::Few(v) => {
+                let mut s: HashSet<Cow<'de, str>> = v.drain(..).collect();
+                s.insert(k);
+                *self = Keys::Many(s);
+            }
+            Keys::Many(s) => {
+                s.insert(k);
+            }
+        }
+    }
+}
+
+/// A key, borrowed when the document spells it without escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
     }
 }
 
@@ -424,7 +606,75 @@ mod tests {
         fn agrees_with_serde_on_valid_documents(v in arb_json()) {
             let text = serde_json::to_vec(&v).unwrap();
             prop_assert_eq!(parse_strict(&text, &JsonLimits::default()).unwrap(), v);
+            prop_assert_eq!(check_strict(&text, &JsonLimits::default()), Ok(()));
         }
+
+        /// C17 C18: the check-only path refuses exactly what the parser
+        /// refuses, with the same error and pointer, on random bytes...
+        #[test]
+        fn check_strict_decides_as_parse_strict_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let l = JsonLimits::default();
+            prop_assert_eq!(check_strict(&bytes, &l), parse_strict(&bytes, &l).map(|_| ()));
+        }
+
+        /// ... and on JSON-shaped text near every refusal: repeated and
+        /// escaped keys, prototype keys, depth, entries and string limits,
+        /// broken syntax.
+        #[test]
+        fn check_strict_decides_as_parse_strict_on_json_shaped_text(
+            tokens in proptest::collection::vec(prop_oneof![
+                Just("{"), Just("}"), Just("["), Just("]"), Just(","), Just(":"),
+                Just("\"a\""), Just("\"\\u0061\""), Just("\"b\""), Just("\"__proto__\""),
+                Just("\"\\u005f_proto__\""), Just("\"constructor\""), Just("\"abcdefgh\""),
+                Just("\"\\ud800\""), Just("1"), Just("-0.5e3"), Just("1e999"), Just("true"), Just("null"),
+                Just(" "), Just("\"a/b~c\""),
+            ], 0..40),
+            depth in 1usize..6,
+            entries in 1usize..12,
+            len in 1usize..10,
+            proto: bool,
+        ) {
+            let l = JsonLimits { max_depth: depth, max_entries: entries, max_string_len: len, forbid_prototype_keys: proto };
+            let text = tokens.concat();
+            prop_assert_eq!(check_strict(text.as_bytes(), &l), parse_strict(text.as_bytes(), &l).map(|_| ()), "{}", text);
+        }
+
+        /// Objects past the linear key scan switch to a set: duplicates are
+        /// still found at any position.
+        #[test]
+        fn check_strict_finds_a_duplicate_in_a_large_object(n in 1usize..60, dup in 0usize..60) {
+            let mut doc = String::from("{");
+            for i in 0..n {
+                doc.push_str(&format!("\"k{i}\":{i},"));
+            }
+            doc.push_str(&format!("\"k{}\":0}}", dup));
+            let l = JsonLimits::default();
+            let got = check_strict(doc.as_bytes(), &l);
+            prop_assert_eq!(&got, &parse_strict(doc.as_bytes(), &l).map(|_| ()));
+            prop_assert_eq!(got.is_err(), dup < n);
+        }
+    }
+
+    #[test]
+    fn check_strict_refuses_the_table_as_parse_strict_does() {
+        let l = JsonLimits::default();
+        for doc in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1,"\u0061":2}"#,
+            r#"{"__proto__":{"polluted":true}}"#,
+            r#"{"a":[{"constructor":{"prototype":{"x":1}}}]}"#,
+            r#"[{"a/b":{"c":1,"c":2}}]"#,
+            r#""\ud800""#,
+            r#"{"a":1} {"#,
+            "NaN",
+            "",
+            r#"{"a":1e999}"#,
+        ] {
+            assert!(check_strict(doc.as_bytes(), &l).is_err(), "{doc}");
+            assert_eq!(check_strict(doc.as_bytes(), &l), parse_strict(doc.as_bytes(), &l).map(|_| ()), "{doc}");
+        }
+        assert_eq!(check_strict(b"\"\xff\"", &l), Err(JsonError::Syntax));
+        assert_eq!(check_strict(br#"{"a":[1,{"b":"c"}],"d":null}"#, &l), Ok(()));
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::media::{self, BodyKind, DecodeError, Encoding, MediaError};
 use super::query::{self, coerce_single};
 use super::{Finding, InjectionClass, InjectionMode, InputPolicy, ParamSchema, detect, reason};
-use crate::json::{JsonError, parse_strict, push_segment};
+use crate::json::{JsonError, check_strict, parse_strict, push_segment};
 use crate::rejection::{RejectionKind, Violation};
 use crate::route::MatchedRoute;
 
@@ -158,6 +158,11 @@ pub(crate) fn body(
     };
     let value = match plan.kind {
         BodyKind::Other => return Ok(()),
+        // Nothing will look into the document: check it without building
+        // it (the same refusals; issue 16).
+        BodyKind::Json if policy.body.is_none() && policy.injection == InjectionMode::Off => {
+            return check_strict(bytes, &policy.json).map_err(json_finding);
+        }
         BodyKind::Json => parse_strict(bytes, &policy.json).map_err(json_finding)?,
         BodyKind::Form => {
             let pairs = query::parse(bytes, &policy.query, "/body")?;
