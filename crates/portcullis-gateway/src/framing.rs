@@ -22,11 +22,12 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use portcullis_layers::framing::{FramingFault, check_headers};
 use portcullis_layers::headers::SecurityHeaders;
 use portcullis_layers::rejection::{Rejection, RejectionKind};
@@ -37,6 +38,9 @@ use crate::metrics::Metrics;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 const MAX_CHUNK_LINE: usize = 4096;
+/// Header slots kept on the stack when parsing a head (`limits.max_headers`
+/// is 100 unless set; up to 1,000 takes a heap vector).
+const STACK_HEADERS: usize = 128;
 
 /// Verdicts of one connection, one per request head, in order.
 #[derive(Clone, Debug, Default)]
@@ -248,9 +252,20 @@ impl Tracker {
     }
 
     fn parse_head(&mut self, buf: &[u8]) -> HeadParse {
-        let mut headers = vec![httparse::EMPTY_HEADER; self.max_headers];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(buf) {
+        // Header slots on the stack, uninitialised (issue 16: this was a
+        // zeroed heap vector of `max_headers` slots per head); the slice
+        // is `max_headers` long either way, so "too many" is the same.
+        let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+        let mut heap;
+        let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if self.max_headers <= STACK_HEADERS {
+            &mut stack[..self.max_headers]
+        } else {
+            heap = Vec::with_capacity(self.max_headers);
+            heap.resize_with(self.max_headers, MaybeUninit::uninit);
+            &mut heap
+        };
+        let mut req = httparse::Request::new(&mut []);
+        match req.parse_with_uninit_headers(buf, slots) {
             Ok(httparse::Status::Partial) => HeadParse::Partial,
             Err(httparse::Error::TooManyHeaders) => HeadParse::Invalid(RejectionKind::HeadersTooLarge),
             Err(_) => HeadParse::Invalid(RejectionKind::MalformedRequest),
@@ -264,25 +279,28 @@ impl Tracker {
                 let mut conn_upgrade = false;
                 let mut has_upgrade = false;
                 for h in req.headers.iter() {
-                    let name = h.name.to_ascii_lowercase();
-                    match name.as_str() {
-                        "content-length" | "transfer-encoding" => {
-                            if let (Ok(hn), Ok(hv)) =
-                                (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(h.value))
-                            {
+                    // Names compared without a lowercased copy of each.
+                    let framing_name = if h.name.eq_ignore_ascii_case("content-length") {
+                        Some(http::header::CONTENT_LENGTH)
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                        Some(http::header::TRANSFER_ENCODING)
+                    } else {
+                        None
+                    };
+                    if let Some(hn) = framing_name {
+                        match HeaderValue::from_bytes(h.value) {
+                            Ok(hv) => {
                                 framing.append(hn, hv);
-                            } else {
-                                return HeadParse::Invalid(RejectionKind::AmbiguousFraming);
                             }
+                            Err(_) => return HeadParse::Invalid(RejectionKind::AmbiguousFraming),
                         }
-                        "connection" => {
-                            conn_upgrade |= h
-                                .value
-                                .split(|&b| b == b',')
-                                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
-                        }
-                        "upgrade" => has_upgrade = true,
-                        _ => {}
+                    } else if h.name.eq_ignore_ascii_case("connection") {
+                        conn_upgrade |= h
+                            .value
+                            .split(|&b| b == b',')
+                            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+                    } else if h.name.eq_ignore_ascii_case("upgrade") {
+                        has_upgrade = true;
                     }
                 }
                 let verdict = check_headers(&framing);
@@ -564,6 +582,32 @@ mod tests {
         t.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
         assert_eq!(v.next(), Ok(()));
         assert_eq!(v.next(), Err(FramingFault::Desync));
+    }
+
+    /// C5: the head's field count is bounded by `limits.max_headers`
+    /// exactly, whether the slots are on the stack (up to 128) or on the
+    /// heap; mixed-case framing names are still framing names.
+    #[test]
+    fn c5_the_field_limit_is_exact_on_the_stack_and_on_the_heap() {
+        for max in [3, 100, STACK_HEADERS, STACK_HEADERS + 1, 300] {
+            let head = |fields: usize| {
+                let mut h = String::from("GET / HTTP/1.1\r\n");
+                for i in 0..fields {
+                    h.push_str(&format!("X-F{i}: v\r\n"));
+                }
+                h.push_str("\r\n");
+                h
+            };
+            let mut t = Tracker::new(64 * 1024, max);
+            t.feed(head(max).as_bytes());
+            assert_eq!(t.take_refusal(), None, "{max} fields of {max}");
+            assert_eq!(t.verdicts().next(), Ok(()));
+            let mut t = Tracker::new(64 * 1024, max);
+            t.feed(head(max + 1).as_bytes());
+            assert_eq!(t.take_refusal(), Some(RejectionKind::HeadersTooLarge), "{} fields of {max}", max + 1);
+        }
+        let v = run(&[b"POST / HTTP/1.1\r\nHost: a\r\ncOnTeNt-LeNgTh: 4\r\nTRANSFER-ENCODING: chunked\r\n\r\n"]);
+        assert_eq!(v, vec![Err(FramingFault::ContentLengthWithTransferEncoding)]);
     }
 
     #[test]
