@@ -47,7 +47,8 @@ async fn forward(
 fn main() {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    let upstream: http::uri::Authority = args.next().unwrap_or_else(|| "127.0.0.1:9000".to_owned()).parse().unwrap();
+    let upstream: http::uri::Authority =
+        args.next().unwrap_or_else(|| "127.0.0.1:9000".to_owned()).parse().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let mut connector = HttpConnector::new();
@@ -62,7 +63,9 @@ fn main() {
             tokio::spawn(async move {
                 let service =
                     hyper::service::service_fn(move |req| forward(client.clone(), upstream.clone(), req));
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
             });
         }
     });

@@ -606,7 +606,8 @@ mod tests {
             t.feed(head(max + 1).as_bytes());
             assert_eq!(t.take_refusal(), Some(RejectionKind::HeadersTooLarge), "{} fields of {max}", max + 1);
         }
-        let v = run(&[b"POST / HTTP/1.1\r\nHost: a\r\ncOnTeNt-LeNgTh: 4\r\nTRANSFER-ENCODING: chunked\r\n\r\n"]);
+        let v =
+            run(&[b"POST / HTTP/1.1\r\nHost: a\r\ncOnTeNt-LeNgTh: 4\r\nTRANSFER-ENCODING: chunked\r\n\r\n"]);
         assert_eq!(v, vec![Err(FramingFault::ContentLengthWithTransferEncoding)]);
     }
 

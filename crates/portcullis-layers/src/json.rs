@@ -671,7 +671,11 @@ mod tests {
             r#"{"a":1e999}"#,
         ] {
             assert!(check_strict(doc.as_bytes(), &l).is_err(), "{doc}");
-            assert_eq!(check_strict(doc.as_bytes(), &l), parse_strict(doc.as_bytes(), &l).map(|_| ()), "{doc}");
+            assert_eq!(
+                check_strict(doc.as_bytes(), &l),
+                parse_strict(doc.as_bytes(), &l).map(|_| ()),
+                "{doc}"
+            );
         }
         assert_eq!(check_strict(b"\"\xff\"", &l), Err(JsonError::Syntax));
         assert_eq!(check_strict(br#"{"a":[1,{"b":"c"}],"d":null}"#, &l), Ok(()));
