@@ -154,6 +154,19 @@ impl State<'_> {
         }
     }
 
+    /// The error of a document that failed: the pending refusal with its
+    /// pointer, or a syntax error when no check refused it.
+    fn error(&self) -> JsonError {
+        match self.error.get() {
+            None => JsonError::Syntax,
+            Some(Pending::Many) => JsonError::TooManyEntries,
+            Some(Pending::Duplicate) => JsonError::DuplicateKey(self.pointer()),
+            Some(Pending::Deep) => JsonError::TooDeep(self.pointer()),
+            Some(Pending::Long) => JsonError::StringTooLong(self.pointer()),
+            Some(Pending::Prototype) => JsonError::PrototypeKey(self.pointer()),
+        }
+    }
+
     fn pointer(&self) -> String {
         let trail = self.trail.borrow();
         let mut out = String::new();
@@ -187,17 +200,7 @@ pub fn parse_strict(bytes: &[u8], limits: &JsonLimits) -> Result<Value, JsonErro
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let seed = Seed { state: &state, depth: 1 };
     let result = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-    match result {
-        Ok(v) => Ok(v),
-        Err(_) => Err(match state.error.get() {
-            None => JsonError::Syntax,
-            Some(Pending::Many) => JsonError::TooManyEntries,
-            Some(Pending::Duplicate) => JsonError::DuplicateKey(state.pointer()),
-            Some(Pending::Deep) => JsonError::TooDeep(state.pointer()),
-            Some(Pending::Long) => JsonError::StringTooLong(state.pointer()),
-            Some(Pending::Prototype) => JsonError::PrototypeKey(state.pointer()),
-        }),
-    }
+    result.map_err(|_| state.error())
 }
 
 /// Checks one JSON document as [`parse_strict`] would, refusing exactly
@@ -210,17 +213,7 @@ pub fn check_strict(bytes: &[u8], limits: &JsonLimits) -> Result<(), JsonError> 
         State { limits, entries: Cell::new(0), error: Cell::new(None), trail: RefCell::new(Vec::new()) };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let seed = Check { state: &state, depth: 1 };
-    match seed.deserialize(&mut de).and_then(|()| de.end()) {
-        Ok(()) => Ok(()),
-        Err(_) => Err(match state.error.get() {
-            None => JsonError::Syntax,
-            Some(Pending::Many) => JsonError::TooManyEntries,
-            Some(Pending::Duplicate) => JsonError::DuplicateKey(state.pointer()),
-            Some(Pending::Deep) => JsonError::TooDeep(state.pointer()),
-            Some(Pending::Long) => JsonError::StringTooLong(state.pointer()),
-            Some(Pending::Prototype) => JsonError::PrototypeKey(state.pointer()),
-        }),
-    }
+    seed.deserialize(&mut de).and_then(|()| de.end()).map_err(|_| state.error())
 }
 
 /// [`Seed`]'s checks, in the same order, building nothing.
