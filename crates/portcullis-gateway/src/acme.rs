@@ -322,9 +322,17 @@ impl Acme {
         self.resolver.challenges.lock().unwrap_or_else(PoisonError::into_inner).clear();
         self.http01.lock().unwrap_or_else(PoisonError::into_inner).clear();
         let (chain_pem, key_pem) = result?;
-        self.install(chain_pem.as_bytes(), key_pem.as_bytes())?;
+        // On disk before it is served: a restart (or a reader of the cache)
+        // never finds a certificate served but not kept. The CI run of
+        // 2026-12-04 caught the test reading the cache between the two.
         write_private(&self.path("key.pem"), key_pem.as_bytes())?;
         write_private(&self.path("cert.pem"), chain_pem.as_bytes())?;
+        if let Err(e) = self.install(chain_pem.as_bytes(), key_pem.as_bytes()) {
+            // Not a certificate this build can serve: not kept either.
+            let _ = std::fs::remove_file(self.path("cert.pem"));
+            let _ = std::fs::remove_file(self.path("key.pem"));
+            return Err(e);
+        }
         Ok(())
     }
 }
