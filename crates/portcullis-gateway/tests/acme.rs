@@ -212,17 +212,41 @@ fn config(
     portcullis_gateway::config::from_str(&text, dir, &|_| None).unwrap_or_else(|p| panic!("{p}"))
 }
 
+/// Pebble, and the gateway on the ports Pebble validates against (its TLS
+/// listener, and with `redirect` its plain one). Pebble must be told those
+/// ports before the gateway binds them, so they are found free first; when
+/// another process takes one in between, the bind fails with `AddrInUse`
+/// and the pair is started again on new ports (the CI run of 2026-12-04 hit
+/// it while another build ran).
+async fn pebble_and_gateway(
+    dir: &Path,
+    upstream: SocketAddr,
+    redirect: bool,
+    acme: &str,
+) -> (Pebble, portcullis_gateway::config::Config, portcullis_gateway::server::Running) {
+    let mut attempts = 0;
+    loop {
+        let (tls_port, http_port) = (free_port(), free_port());
+        let p = pebble(dir, tls_port, http_port).await;
+        let extra =
+            if redirect { format!("redirect_http = \"127.0.0.1:{http_port}\"\n") } else { String::new() };
+        let cfg = config(dir, &p, tls_port, &extra, acme, upstream);
+        match portcullis_gateway::server::start(&cfg).await {
+            Ok(gw) => return (p, cfg, gw),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 5 => attempts += 1,
+            Err(e) => panic!("the gateway did not start: {e}"),
+        }
+    }
+}
+
 // TLS-ALPN-01: the CA validates on the TLS listener itself; the issued
 // certificate is served, its files are private, a restart reuses them, and
 // a due renewal replaces the certificate without closing an open connection.
 #[tokio::test(flavor = "multi_thread")]
 async fn c4_acme_tls_alpn_01_issues_serves_and_renews() {
     let dir = tempfile::tempdir().unwrap();
-    let tls_port = free_port();
-    let p = pebble(dir.path(), tls_port, free_port()).await;
     let up = upstream().await;
-    let cfg = config(dir.path(), &p, tls_port, "", "", up.addr);
-    let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
+    let (p, cfg, gw) = pebble_and_gateway(dir.path(), up.addr, false, "").await;
     readyz_until_ready(gw.admin_addr.unwrap()).await;
 
     let root = pebble_root(&p).await;
@@ -258,12 +282,8 @@ async fn c4_acme_tls_alpn_01_issues_serves_and_renews() {
 #[tokio::test(flavor = "multi_thread")]
 async fn c4_acme_http_01_on_the_redirect_listener() {
     let dir = tempfile::tempdir().unwrap();
-    let (tls_port, http_port) = (free_port(), free_port());
-    let p = pebble(dir.path(), tls_port, http_port).await;
     let up = upstream().await;
-    let extra = format!("redirect_http = \"127.0.0.1:{http_port}\"\n");
-    let cfg = config(dir.path(), &p, tls_port, &extra, "challenge = \"http-01\"\n", up.addr);
-    let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
+    let (p, _cfg, gw) = pebble_and_gateway(dir.path(), up.addr, true, "challenge = \"http-01\"\n").await;
     readyz_until_ready(gw.admin_addr.unwrap()).await;
     let root = pebble_root(&p).await;
     let (leaf, _) = connect(gw.addr, &root).await;
