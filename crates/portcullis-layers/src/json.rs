@@ -671,6 +671,26 @@ mod tests {
             );
         }
         assert_eq!(check_strict(b"\"\xff\"", &l), Err(JsonError::Syntax));
+        // The pointer counts array positions (found by scripts/mutants: a
+        // count that stayed 0 passed the property tests).
+        for (doc, want) in [
+            (r#"[1,{"a":1,"a":2}]"#, JsonError::DuplicateKey("/1/a".into())),
+            (r#"{"x":[0,[1,2,{"__proto__":1}]]}"#, JsonError::PrototypeKey("/x/1/2/__proto__".into())),
+        ] {
+            assert_eq!(check_strict(doc.as_bytes(), &l), Err(want.clone()), "{doc}");
+            assert_eq!(parse_strict(doc.as_bytes(), &l).map(|_| ()), Err(want), "{doc}");
+        }
+        // Depth grows through objects and arrays alike.
+        let shallow = JsonLimits { max_depth: 3, ..JsonLimits::default() };
+        for (doc, want) in [
+            (r#"{"a":{"b":{"c":1}}}"#, Ok(())),
+            (r#"{"a":{"b":{"c":{}}}}"#, Err(JsonError::TooDeep("/a/b/c".into()))),
+            (r#"[[[1]]]"#, Ok(())),
+            (r#"[[[[1]]]]"#, Err(JsonError::TooDeep("/0/0/0".into()))),
+        ] {
+            assert_eq!(check_strict(doc.as_bytes(), &shallow), want.clone(), "{doc}");
+            assert_eq!(parse_strict(doc.as_bytes(), &shallow).map(|_| ()), want, "{doc}");
+        }
         assert_eq!(check_strict(br#"{"a":[1,{"b":"c"}],"d":null}"#, &l), Ok(()));
     }
 
