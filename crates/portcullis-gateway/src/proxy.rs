@@ -56,8 +56,10 @@ impl Proxy {
         connector.set_connect_timeout(Some(up.connect_timeout));
         connector.enforce_http(true);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(1024)
+            // Capped and reaped (issue 16 item 5): `upstream.max_idle_connections`
+            // and `upstream.idle_connection_timeout`.
+            .pool_idle_timeout(up.idle_connection_timeout)
+            .pool_max_idle_per_host(up.max_idle_connections)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);

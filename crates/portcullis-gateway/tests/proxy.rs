@@ -5,6 +5,9 @@
 
 mod common;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use common::*;
 use http::Request;
@@ -392,4 +395,54 @@ async fn upstream_headers_from_secrets_are_sent() {
     let seen = up.seen.recv().await.unwrap();
     assert_eq!(seen.headers["x-api-key"], "k-123");
     assert_eq!(seen.headers.get_all("x-api-key").iter().count(), 1);
+}
+
+/// An upstream that answers 200 to everything and counts the connections
+/// it accepted.
+async fn counting_upstream() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                        b"ok",
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Issue 16 item 5: upstream connections are kept alive and reused by
+/// default, and `upstream.max_idle_connections = 0` keeps none (a new
+/// connection for every request).
+#[tokio::test]
+async fn c14_upstream_keep_alive_is_reused_and_can_be_capped_to_none() {
+    for (extra, expect_new_each_time) in [("", false), ("max_idle_connections = 0\n", true)] {
+        let (up, accepted) = counting_upstream().await;
+        // The pool keys belong to [upstream], which `gateway` writes last.
+        let text = format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{up}\"\n{extra}{PUBLIC_CATCH_ALL}"
+        );
+        let gw = portcullis_gateway::server::start(&config_from(&text)).await.unwrap();
+        for _ in 0..6 {
+            let (res, _) = get(gw.addr, "/x").await;
+            assert_eq!(res.status(), 200);
+        }
+        let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        if expect_new_each_time {
+            assert_eq!(n, 6, "{extra}: one upstream connection per request");
+        } else {
+            assert!(n <= 2, "{extra}: {n} upstream connections for 6 sequential requests");
+        }
+    }
 }

@@ -496,6 +496,31 @@ fn typed_units_are_located_and_ranged_in_file_units() {
     assert_eq!((c.limits.body, c.limits.header_bytes), (4096, 32 * 1024));
 }
 
+// Issue 16 item 5: the upstream pool is capped and reaped, both by keys
+// checked against their ranges.
+#[test]
+fn upstream_pool_keys_are_ranged_and_located() {
+    let c = check("[upstream]\nurl = \"http://127.0.0.1:3000\"\n").unwrap();
+    assert_eq!(c.upstream.max_idle_connections, 1024);
+    assert_eq!(c.upstream.idle_connection_timeout, std::time::Duration::from_secs(4), "under Node's 5 s");
+    let c = check(
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\nmax_idle_connections = 0\nidle_connection_timeout = \"30s\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.upstream.max_idle_connections, 0);
+    assert_eq!(c.upstream.idle_connection_timeout, std::time::Duration::from_secs(30));
+    let p = problems(
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\nmax_idle_connections = 70000\nidle_connection_timeout = \"500ms\"\n",
+    );
+    assert_eq!(
+        p,
+        [
+            "upstream.max_idle_connections: must be between 0 and 65536 (line 3, column 1)",
+            "upstream.idle_connection_timeout: must be between 1s and 1h (line 4, column 1)",
+        ]
+    );
+}
+
 // Issue 13: keyword fields are typed too: a wrong word or a wrong type is
 // one problem at its key listing the words, and never echoes what was
 // written (a secret pasted into the wrong key stays out of the output).

@@ -18,6 +18,8 @@ pub(crate) struct RawUpstream {
     pub(crate) headers: Option<BTreeMap<String, String>>,
     pub(crate) health_interval: Option<Dur>,
     pub(crate) unhealthy_after: Option<u64>,
+    pub(crate) max_idle_connections: Option<u64>,
+    pub(crate) idle_connection_timeout: Option<Dur>,
 }
 
 /// `[upstream]`.
@@ -35,6 +37,11 @@ pub struct UpstreamConfig {
     pub headers: Vec<(HeaderName, Secret)>,
     /// Connection probes for `/readyz`; `None` (the default) probes nothing.
     pub health: Option<UpstreamHealth>,
+    /// Idle keep-alive connections kept open to the upstream, at most
+    /// (0: a connection per request).
+    pub max_idle_connections: usize,
+    /// An idle upstream connection is closed after this long.
+    pub idle_connection_timeout: Duration,
 }
 
 /// `upstream.health_interval` and `upstream.unhealthy_after`: a TCP
@@ -124,6 +131,18 @@ pub(super) fn validate(
         ),
         unhealthy_after: super::units::within("upstream.unhealthy_after", raw.unhealthy_after, 3, 1, 100, p),
     });
+    let max_idle_connections =
+        super::units::within("upstream.max_idle_connections", raw.max_idle_connections, 1024, 0, 65_536, p);
+    let idle_connection_timeout = super::units::within(
+        "upstream.idle_connection_timeout",
+        raw.idle_connection_timeout.map(|d| d.0),
+        // Under Node's default keep-alive timeout (5 s), so the gateway
+        // never picks a connection an Express upstream is closing.
+        Duration::from_secs(4),
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+        p,
+    );
     if raw.unhealthy_after.is_some() && health.is_none() {
         p.push("upstream.unhealthy_after", "needs upstream.health_interval (probes are off without it)");
     }
@@ -132,7 +151,16 @@ pub(super) fn validate(
         return None;
     }
     let base_path = url.path().trim_end_matches('/').to_owned();
-    Some(UpstreamConfig { url, base_path, timeout, connect_timeout, headers, health })
+    Some(UpstreamConfig {
+        url,
+        base_path,
+        timeout,
+        connect_timeout,
+        headers,
+        health,
+        max_idle_connections: usize::try_from(max_idle_connections).unwrap_or(usize::MAX),
+        idle_connection_timeout,
+    })
 }
 
 /// This section as `portcullis check` prints it (secrets as `***`).
@@ -146,6 +174,12 @@ pub(super) fn render(c: &super::Config, o: &mut String) {
         "  timeout           {} (connect {})",
         super::units::show_duration(u.timeout),
         super::units::show_duration(u.connect_timeout)
+    );
+    let _ = writeln!(
+        o,
+        "  keep-alive        at most {} idle connections, closed after {} idle",
+        u.max_idle_connections,
+        super::units::show_duration(u.idle_connection_timeout)
     );
     for (name, secret) in &u.headers {
         let _ = writeln!(o, "  header            {name}: {secret}");
