@@ -27,9 +27,10 @@ use crate::config::UpstreamConfig;
 /// The proxy service at the core of the stack.
 #[derive(Clone)]
 pub struct Proxy {
-    // Behind an `Arc`: the service is cloned per request, the pool's
-    // handles only once.
-    client: Arc<Client<HttpConnector, Body>>,
+    // One pool per worker (`server.workers`), so a request and its upstream
+    // connection's task run on the same thread. Behind an `Arc`: the
+    // service is cloned per request, the pools' handles only once.
+    clients: Arc<[Client<HttpConnector, Body>]>,
     target: Arc<Target>,
 }
 
@@ -49,20 +50,30 @@ impl Proxy {
     /// A proxy to the configured upstream. `request_timeout` caps the
     /// upstream timeout. `protected` are the request headers Portcullis
     /// sets for the upstream (identity, C23), which a client's
-    /// `Connection` header never removes.
-    pub fn new(up: &UpstreamConfig, request_timeout: Duration, protected: Vec<http::HeaderName>) -> Proxy {
+    /// `Connection` header never removes. `workers` pools are kept, one per
+    /// worker ([`crate::server::worker_index`]).
+    pub fn new(
+        up: &UpstreamConfig,
+        request_timeout: Duration,
+        protected: Vec<http::HeaderName>,
+        workers: usize,
+    ) -> Proxy {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(up.connect_timeout));
         connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            // Capped and reaped (issue 16 item 5): `upstream.max_idle_connections`
-            // and `upstream.idle_connection_timeout`.
-            .pool_idle_timeout(up.idle_connection_timeout)
-            .pool_max_idle_per_host(up.max_idle_connections)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        let clients = (0..workers.max(1))
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    // Capped and reaped (issue 16 item 5): `upstream.max_idle_connections`
+                    // and `upstream.idle_connection_timeout`, per worker.
+                    .pool_idle_timeout(up.idle_connection_timeout)
+                    .pool_max_idle_per_host(up.max_idle_connections)
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .build(connector.clone())
+            })
+            .collect();
         let parts = up.url.clone().into_parts();
         let target = Target {
             scheme: parts.scheme.unwrap_or(http::uri::Scheme::HTTP),
@@ -81,7 +92,7 @@ impl Proxy {
                 .collect(),
             protected,
         };
-        Proxy { client: Arc::new(client), target: Arc::new(target) }
+        Proxy { clients, target: Arc::new(target) }
     }
 }
 
@@ -105,6 +116,11 @@ impl tower::Service<Request<ProxyBody>> for Proxy {
 }
 
 impl Proxy {
+    /// This worker's pool.
+    fn client(&self) -> &Client<HttpConnector, Body> {
+        &self.clients[crate::server::worker_index() % self.clients.len()]
+    }
+
     async fn forward(&self, mut req: Request<ProxyBody>) -> Response<Body> {
         let id = req.extensions().get::<RequestId>().cloned();
         let reject = |kind: RejectionKind| Rejection::new(kind).into_response::<Body>(id.as_ref());
@@ -186,7 +202,7 @@ impl Proxy {
 
         let client_fault = || outcome.as_ref().and_then(BodyOutcome::get).map(BodyLimitError::rejection);
         let id_str = id.as_ref().map(RequestId::as_str).unwrap_or("");
-        let mut res = match tokio::time::timeout(self.target.deadline, self.client.request(up)).await {
+        let mut res = match tokio::time::timeout(self.target.deadline, self.client().request(up)).await {
             Err(_) => {
                 tracing::warn!(request_id = id_str, upstream = %self.target.authority, "upstream timed out");
                 return reject(client_fault().unwrap_or(RejectionKind::UpstreamTimeout));

@@ -4,7 +4,16 @@
 //! is built beside the running one and swapped in whole; connections read
 //! the current one per connection (TLS, timeouts) and per request (the
 //! policy), so none is dropped.
+//!
+//! Workers (`server.workers`, issue 16 item 7): the main listener is served
+//! by one single-threaded runtime per worker, each accepting on its own
+//! `SO_REUSEPORT` socket, as nginx's worker processes do. The first worker
+//! is the runtime that called [`start`]; it also runs the redirect and
+//! admin listeners and the background tasks. A request stays on the
+//! thread that accepted its connection, with that worker's upstream pool
+//! ([`worker_index`]): no cross-thread wakeups on the request path.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -24,7 +33,7 @@ use portcullis_layers::headers::SecurityHeaders;
 use portcullis_layers::rejection::{Rejection, RejectionKind};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tower::ServiceExt;
 
 use portcullis_layers::clock::Clock;
@@ -109,6 +118,7 @@ struct Bound {
     redirect_http: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     max_connections: usize,
+    workers: usize,
 }
 
 impl Bound {
@@ -118,6 +128,7 @@ impl Bound {
             redirect_http: cfg.server.redirect_http,
             admin: cfg.admin,
             max_connections: cfg.limits.max_connections,
+            workers: cfg.server.workers,
         }
     }
 
@@ -135,6 +146,9 @@ impl Bound {
         }
         if self.max_connections != new.max_connections {
             keys.push("limits.max_connections");
+        }
+        if self.workers != new.workers {
+            keys.push("server.workers");
         }
         keys
     }
@@ -191,8 +205,8 @@ impl Running {
     /// connections accepted from now on use it whole, requests on open
     /// connections from their next request; nothing in flight is dropped.
     /// On an error (the identity store can't be opened) the running
-    /// configuration stays. Listener addresses and `limits.max_connections`
-    /// wait for a restart ([`Reloaded::needs_restart`]).
+    /// configuration stays. Listener addresses, `limits.max_connections`
+    /// and `server.workers` wait for a restart ([`Reloaded::needs_restart`]).
     pub async fn reload(&self, cfg: &Config) -> io::Result<Reloaded> {
         let _one_at_a_time = self.reloading.lock().await;
         let old = self.current.load_full();
@@ -235,15 +249,137 @@ struct Ctx {
     /// clone (one per connection and accept loop) is dropped.
     _done: mpsc::Sender<()>,
     open: Arc<AtomicUsize>,
+    /// Told each time a connection counted in `open` closes.
+    closed: Arc<Notify>,
     /// Bumped by the accept loop when a new connection waits for a free
     /// slot: idle connections of the listener close (C14).
     shed: watch::Receiver<u64>,
+}
+
+thread_local! {
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The worker serving on this thread: 1.. on the threads [`start`]
+/// spawns for `server.workers`, 0 on any other thread (the first worker is
+/// the caller's runtime). Per-worker state (the upstream pools) is indexed
+/// by it, modulo its length.
+#[must_use]
+pub fn worker_index() -> usize {
+    WORKER.with(Cell::get)
+}
+
+/// The connection cap of one listener, shared by its workers' accept loops.
+#[derive(Clone)]
+struct Cap {
+    permits: Arc<Semaphore>,
+    /// Bumped when a new connection waits for a free slot: idle
+    /// connections of every worker close (C14).
+    shed: Arc<watch::Sender<u64>>,
+}
+
+impl Cap {
+    fn new(max_connections: usize) -> Cap {
+        Cap { permits: Arc::new(Semaphore::new(max_connections)), shed: Arc::new(watch::channel(0).0) }
+    }
+}
+
+/// Counts an open connection until dropped (also when its task is dropped
+/// with its runtime).
+struct OpenConn {
+    open: Arc<AtomicUsize>,
+    closed: Arc<Notify>,
+}
+
+impl OpenConn {
+    fn new(ctx: &Ctx) -> OpenConn {
+        ctx.open.fetch_add(1, Ordering::SeqCst);
+        OpenConn { open: ctx.open.clone(), closed: ctx.closed.clone() }
+    }
+}
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+        self.closed.notify_waiters();
+    }
 }
 
 /// Binds one listener; the error names the address and the config key
 /// that set it ("address already in use" alone says neither).
 async fn bind(key: &str, addr: std::net::SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("{key} = \"{addr}\": {e}")))
+}
+
+/// Binds the main listener once per worker. One worker: a plain socket.
+/// More: each socket sets `SO_REUSEPORT`, so the kernel spreads new
+/// connections over the workers by their addresses; a plain bind first
+/// proves the address free, so a second Portcullis started by mistake is
+/// refused ("address in use") rather than silently sharing the port.
+fn bind_workers(addr: SocketAddr, workers: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let at = |e: io::Error| io::Error::new(e.kind(), format!("server.listen = \"{addr}\": {e}"));
+    if workers <= 1 {
+        let l = std::net::TcpListener::bind(addr).map_err(at)?;
+        l.set_nonblocking(true).map_err(at)?;
+        return Ok(vec![l]);
+    }
+    if addr.port() != 0 {
+        drop(std::net::TcpListener::bind(addr).map_err(at)?);
+    }
+    let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(workers);
+    let mut addr = addr;
+    for _ in 0..workers {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .map_err(at)?;
+        socket.set_reuse_address(true).map_err(at)?;
+        socket.set_reuse_port(true).map_err(at)?;
+        socket.set_nonblocking(true).map_err(at)?;
+        socket.bind(&addr.into()).map_err(at)?;
+        socket.listen(1024).map_err(at)?;
+        let l = std::net::TcpListener::from(socket);
+        // Port 0: the others join the port the first one got.
+        addr = l.local_addr().map_err(at)?;
+        listeners.push(l);
+    }
+    Ok(listeners)
+}
+
+/// Runs worker `index` on a thread of its own: a single-threaded runtime
+/// serving `listener` until shutdown. The thread ends once every
+/// connection of every worker has closed: one elsewhere may still use a
+/// connection this runtime drives (a database connection opened here).
+fn spawn_worker(
+    index: usize,
+    listener: std::net::TcpListener,
+    ctx: Ctx,
+    handler: Handler,
+    cap: Cap,
+) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name(format!("portcullis-w{index}")).spawn(move || {
+        WORKER.with(|w| w.set(index));
+        rt.block_on(async move {
+            let (open, closed) = (ctx.open.clone(), ctx.closed.clone());
+            match TcpListener::from_std(listener) {
+                Ok(l) => accept_loop(l, ctx, handler, cap).await,
+                Err(e) => tracing::error!(error = %e, worker = index, "can't serve the listener"),
+            }
+            loop {
+                let notified = closed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if open.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        });
+    })?;
+    Ok(())
 }
 
 /// Binds every listener of the configuration and starts serving.
@@ -271,11 +407,13 @@ pub async fn start_with_clock(
         _accepting: Some(accepting_tx),
         _done: done_tx,
         open: open.clone(),
-        // Each accept loop sets its own.
+        closed: Arc::new(Notify::new()),
+        // Each connection gets its listener's (the accept loop subscribes it).
         shed: watch::channel(0).1,
     };
 
-    let main = bind("server.listen", cfg.server.listen).await?;
+    let mut workers = bind_workers(cfg.server.listen, cfg.server.workers)?.into_iter();
+    let main = TcpListener::from_std(workers.next().ok_or_else(|| io::Error::other("no listener"))?)?;
     let addr = main.local_addr()?;
     let redirect = match cfg.server.redirect_http {
         Some(a) => Some(bind("server.redirect_http", a).await?),
@@ -290,10 +428,14 @@ pub async fn start_with_clock(
 
     let current: Current = Arc::new(ArcSwap::from_pointee(Generation::new(cfg, clock.clone(), None).await?));
     current.load().kept.metrics.watch_connections(open.clone());
-    tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway(current.clone())));
+    let cap = Cap::new(cfg.limits.max_connections);
+    tokio::spawn(accept_loop(main, ctx.clone(), Handler::Gateway(current.clone()), cap.clone()));
+    for (i, l) in workers.enumerate() {
+        spawn_worker(i + 1, l, ctx.clone(), Handler::Gateway(current.clone()), cap.clone())?;
+    }
     if let Some(l) = redirect {
         let handler = Handler::Redirect { https_port: addr.port(), current: current.clone() };
-        tokio::spawn(accept_loop(l, ctx.clone(), handler));
+        tokio::spawn(accept_loop(l, ctx.clone(), handler, Cap::new(cfg.limits.max_connections)));
     }
     if let Some(l) = admin {
         // The admin listener keeps answering (`/readyz` says 503) while the
@@ -308,11 +450,13 @@ pub async fn start_with_clock(
             _accepting: None,
             _done: admin_done,
             open: Arc::new(AtomicUsize::new(0)),
+            closed: Arc::new(Notify::new()),
             shed: watch::channel(0).1,
         };
+        let admin_cap = Cap::new(cfg.limits.max_connections);
         tokio::spawn(async move {
             let _keep = never_tx;
-            accept_loop(l, admin_ctx, Handler::Admin { ready, current: admin_current }).await;
+            accept_loop(l, admin_ctx, Handler::Admin { ready, current: admin_current }, admin_cap).await;
         });
     }
     drop(ctx);
@@ -340,21 +484,18 @@ enum Handler {
     Admin { ready: Arc<AtomicBool>, current: Current },
 }
 
-async fn accept_loop(listener: TcpListener, mut ctx: Ctx, handler: Handler) {
-    let permits = Arc::new(Semaphore::new(ctx.limits.max_connections));
-    let (shed, shed_rx) = watch::channel(0u64);
-    ctx.shed = shed_rx;
+/// Accepts on `listener` until shutdown, then closes it before it drops
+/// `ctx`: whoever waits for the accept loops to end (the drain,
+/// [`Running::stopped_accepting`]) finds the socket closed.
+async fn accept_loop(listener: TcpListener, mut ctx: Ctx, handler: Handler, cap: Cap) {
+    accept_until_shutdown(&listener, &mut ctx, &handler, cap).await;
+    drop(listener);
+    drop(ctx);
+}
+
+async fn accept_until_shutdown(listener: &TcpListener, ctx: &mut Ctx, handler: &Handler, cap: Cap) {
+    let Cap { permits, shed } = cap;
     loop {
-        // At the cap, one accepted connection waits for a slot (the rest
-        // wait in the kernel backlog) while idle connections are asked to
-        // close: new work goes before idle keep-alive (C14).
-        if permits.available_permits() == 0 {
-            shed.send_modify(|n| *n = n.wrapping_add(1));
-        }
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = ctx.shutdown.changed() => return,
-        };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -367,13 +508,32 @@ async fn accept_loop(listener: TcpListener, mut ctx: Ctx, handler: Handler) {
             },
             _ = ctx.shutdown.changed() => return,
         };
+        // At the cap, the accepted connection waits for a slot (the rest
+        // wait in the kernel backlog) while idle connections are asked to
+        // close: new work goes before idle keep-alive (C14). The slot is
+        // taken after the accept: with several workers, a loop holding the
+        // last slot while it waits on its own socket would starve a
+        // connection queued on another worker's.
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                shed.send_modify(|n| *n = n.wrapping_add(1));
+                tokio::select! {
+                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    _ = ctx.shutdown.changed() => return,
+                }
+            }
+        };
         let _ = tcp.set_nodelay(true);
-        let ctx = Ctx { _accepting: None, ..ctx.clone() };
+        // Subscribed now, not when the connection's task first runs: a shed
+        // between the two (another worker's connection waiting for this
+        // slot) still reaches it.
+        let ctx = Ctx { _accepting: None, shed: shed.subscribe(), ..ctx.clone() };
         let handler = handler.clone();
         tokio::spawn(async move {
-            ctx.open.fetch_add(1, Ordering::SeqCst);
+            let open = OpenConn::new(&ctx);
             serve_tcp(tcp, peer, &ctx, handler).await;
-            ctx.open.fetch_sub(1, Ordering::SeqCst);
+            drop(open);
             drop(permit);
         });
     }
@@ -606,7 +766,6 @@ where
     tokio::pin!(conn);
     let mut shutdown = ctx.shutdown.clone();
     let mut shed = ctx.shed.clone();
-    shed.mark_unchanged();
     let mut closing = *shutdown.borrow();
     if closing {
         conn.as_mut().graceful_shutdown();

@@ -246,6 +246,7 @@ pub async fn build(
                     &cfg.upstream,
                     cfg.limits.request_timeout,
                     cfg.auth.identity_headers.names(),
+                    cfg.server.workers,
                 ),
             }), // C24 own endpoints; else C3 C14 C23 to the upstream
     );

@@ -98,7 +98,9 @@ async fn c14_idle_keep_alive_connections_are_closed() {
 #[tokio::test(start_paused = true)]
 async fn c14_a_busy_keep_alive_connection_outlives_the_idle_timeout() {
     let up = upstream().await;
-    let gw = gateway(up.addr, "[limits]\nidle_timeout = \"300ms\"").await;
+    // One worker: the gateway's connections run on this runtime and its
+    // paused clock (another worker's thread has a clock of its own).
+    let gw = gateway(up.addr, "workers = 1\n[limits]\nidle_timeout = \"300ms\"").await;
     let tcp = TcpStream::connect(gw.addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
     let conn = tokio::spawn(conn);

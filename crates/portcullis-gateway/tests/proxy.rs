@@ -430,8 +430,9 @@ async fn c14_upstream_keep_alive_is_reused_and_can_be_capped_to_none() {
     for (extra, expect_new_each_time) in [("", false), ("max_idle_connections = 0\n", true)] {
         let (up, accepted) = counting_upstream().await;
         // The pool keys belong to [upstream], which `gateway` writes last.
+        // Two workers: a pool each (the test below), so at most two.
         let text = format!(
-            "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{up}\"\n{extra}{PUBLIC_CATCH_ALL}"
+            "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n[upstream]\nurl = \"http://{up}\"\n{extra}{PUBLIC_CATCH_ALL}"
         );
         let gw = portcullis_gateway::server::start(&config_from(&text)).await.unwrap();
         for _ in 0..6 {
@@ -444,5 +445,44 @@ async fn c14_upstream_keep_alive_is_reused_and_can_be_capped_to_none() {
         } else {
             assert!(n <= 2, "{extra}: {n} upstream connections for 6 sequential requests");
         }
+    }
+}
+
+/// Issue 16 item 7: `server.workers = 4` serves the main listener from four
+/// threads, each accepting on its own `SO_REUSEPORT` socket and keeping its
+/// own upstream pool. Forty connections in turn (one request each) are
+/// spread by the kernel over the sockets by their source ports: the
+/// upstream sees one connection per worker that got any, so more than one
+/// (the pools are not shared: one shared pool would reuse a single
+/// connection) and at most four (each worker reuses its own). A second
+/// gateway on the same port is refused, and the drain covers every worker.
+#[tokio::test]
+async fn c14_workers_share_the_port_and_each_keeps_its_own_upstream_pool() {
+    let (up, accepted) = counting_upstream().await;
+    let text = |listen: &str| {
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"{listen}\"\nworkers = 4\n[upstream]\nurl = \"http://{up}\"\n{PUBLIC_CATCH_ALL}"
+        )
+    };
+    let cfg = config_from(&text("127.0.0.1:0"));
+    assert_eq!(cfg.server.workers, 4);
+    let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
+    for i in 0..40 {
+        let (res, _) = get(gw.addr, "/x").await;
+        assert_eq!(res.status(), 200, "request {i}");
+    }
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=4).contains(&n), "{n} upstream connections for 40 requests over 4 workers");
+
+    let again = portcullis_gateway::server::start(&config_from(&text(&gw.addr.to_string()))).await;
+    let err = again.err().expect("a second gateway joined the port");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(err.to_string().starts_with(&format!("server.listen = \"{}\"", gw.addr)), "{err}");
+    assert_eq!(get(gw.addr, "/x").await.0.status(), 200, "still served after the refused start");
+
+    let addr = gw.addr;
+    assert!(gw.drain().await);
+    if let Ok(c) = tokio::net::TcpStream::connect(addr).await {
+        panic!("a worker still accepts after the drain: {:?} -> {:?}", c.local_addr(), c.peer_addr());
     }
 }

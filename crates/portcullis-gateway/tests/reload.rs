@@ -164,11 +164,11 @@ async fn a_reload_names_what_waits_for_a_restart() {
     let up = upstream().await;
     let gw = server::start(&config(up.addr, false, "")).await.unwrap();
     let moved = config_from(&format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.2:0\"\n[limits]\nmax_connections = 7\n[upstream]\nurl = \"http://{}\"\n[[route]]\npath = \"/v1/**\"\npublic = true\n",
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.2:0\"\nworkers = 7\n[limits]\nmax_connections = 7\n[upstream]\nurl = \"http://{}\"\n[[route]]\npath = \"/v1/**\"\npublic = true\n",
         up.addr
     ));
     let r = gw.reload(&moved).await.unwrap();
-    assert_eq!(r.needs_restart, ["server.listen", "limits.max_connections"]);
+    assert_eq!(r.needs_restart, ["server.listen", "limits.max_connections", "server.workers"]);
     assert_eq!(get(gw.addr, "/v1/a").await.0.status(), 200);
 }
 

@@ -188,16 +188,12 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    // With one CPU (taskset, or a container's CPU quota, which
-    // available_parallelism honours) the work-stealing scheduler only adds
-    // cross-thread wakeups: measured +30-40% req/s with a current-thread
-    // runtime on one pinned core (docs/performance.md).
-    let single_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
-    let rt = if single_cpu {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
-    };
+    // A single-threaded runtime: `serve` adds one more per extra worker
+    // (`server.workers`, one per CPU by default), each with its own
+    // listening socket. tokio's work-stealing runtime cost 15% more CPU per
+    // request on two CPUs, and 30-40% fewer req/s on one
+    // (docs/performance.md, "One core or two").
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
     let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {

@@ -18,8 +18,23 @@ pub(crate) struct RawServer {
     pub(crate) trusted_proxies: Option<Vec<String>>,
     pub(crate) redirect_http: Option<String>,
     pub(crate) names: Option<Vec<String>>,
+    pub(crate) workers: Option<RawWorkers>,
     pub(crate) tls: Option<RawTls>,
 }
+
+/// `server.workers`: `"auto"` or a number.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawWorkers {
+    Count(i64),
+    Word(String),
+    /// Any other type: refused with the same message, located.
+    Other(serde::de::IgnoredAny),
+}
+
+/// The most `server.workers` may say: more threads than this only adds
+/// switching.
+const MAX_WORKERS: usize = 256;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -67,6 +82,13 @@ pub struct ServerConfig {
     /// The host names this server answers to, lower case (`server.names`);
     /// empty for any. The redirect listener redirects only these.
     pub names: Vec<String>,
+    /// `server.workers`: how many threads serve the main listener, each
+    /// with its own single-threaded runtime, its own `SO_REUSEPORT`
+    /// socket and its own upstream pool (issue 16 item 7). `"auto"` (the
+    /// default) is one per CPU the process may use.
+    pub workers: usize,
+    /// Whether `workers` came from `"auto"`.
+    pub workers_auto: bool,
 }
 
 /// `[server.tls]`, loaded.
@@ -220,7 +242,33 @@ pub(super) fn validate(raw: RawServer, base: &Path, p: &mut Problems) -> Option<
             ok = false;
         }
     }
-    ok.then_some(ServerConfig { listen, tls, redirect_http, trusted_proxies: trusted, names })
+    let (workers, workers_auto) = match raw.workers {
+        None => (available_cpus(), true),
+        Some(RawWorkers::Word(w)) if w == "auto" => (available_cpus(), true),
+        Some(RawWorkers::Count(n)) if (1..=MAX_WORKERS as i64).contains(&n) => {
+            (usize::try_from(n).unwrap_or(1), false)
+        }
+        Some(_) => {
+            p.push("server.workers", format!("expected \"auto\" or a number from 1 to {MAX_WORKERS}"));
+            ok = false;
+            (1, false)
+        }
+    };
+    ok.then_some(ServerConfig {
+        listen,
+        tls,
+        redirect_http,
+        trusted_proxies: trusted,
+        names,
+        workers,
+        workers_auto,
+    })
+}
+
+/// The CPUs this process may run on (its affinity mask and a container's
+/// CPU quota both count), at most [`MAX_WORKERS`].
+fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(MAX_WORKERS)
 }
 
 /// `[server.tls.acme]`: every problem located by key.
@@ -331,6 +379,12 @@ pub(super) fn render(c: &super::Config, o: &mut String) {
     let scheme = if s.tls.is_some() { "https" } else { "http" };
     let _ = writeln!(o, "[server]");
     let _ = writeln!(o, "  listen            {} ({scheme})", s.listen);
+    let _ = writeln!(
+        o,
+        "  workers           {}{}",
+        s.workers,
+        if s.workers_auto { " (auto: one per CPU)" } else { "" }
+    );
     if let Some(t) = &s.tls {
         match &t.acme {
             Some(a) => {

@@ -521,6 +521,30 @@ fn upstream_pool_keys_are_ranged_and_located() {
     );
 }
 
+// Issue 16 item 7: `server.workers` is "auto" (one per CPU the process may
+// use) or a count; anything else is one located problem that doesn't echo.
+#[test]
+fn server_workers_is_auto_or_a_count() {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let c = check("[upstream]\nurl = \"http://127.0.0.1:3000\"\n").unwrap();
+    assert_eq!((c.server.workers, c.server.workers_auto), (cpus, true));
+    assert!(c.render().contains(&format!("workers           {cpus} (auto: one per CPU)")), "{}", c.render());
+    let c = check("[server]\nworkers = \"auto\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n").unwrap();
+    assert_eq!((c.server.workers, c.server.workers_auto), (cpus, true));
+    let c = check("[server]\nworkers = 3\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n").unwrap();
+    assert_eq!((c.server.workers, c.server.workers_auto), (3, false));
+    assert!(c.render().contains("workers           3\n"), "{}", c.render());
+    for (value, line) in [("0", 2), ("257", 2), ("-1", 2), ("\"many-s3cret\"", 2), ("true", 2), ("1.5", 2)] {
+        let p =
+            problems(&format!("[server]\nworkers = {value}\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n"));
+        assert_eq!(
+            p,
+            [format!("server.workers: expected \"auto\" or a number from 1 to 256 (line {line}, column 1)")],
+            "{value}"
+        );
+    }
+}
+
 // Issue 13: keyword fields are typed too: a wrong word or a wrong type is
 // one problem at its key listing the words, and never echoes what was
 // written (a secret pasted into the wrong key stays out of the output).
