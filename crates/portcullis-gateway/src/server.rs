@@ -717,6 +717,10 @@ impl Drop for InFlight {
     }
 }
 
+/// How long a new connection may stay silent before a shed closes it
+/// (at most `limits.header_read_timeout`).
+const SHED_GRACE: Duration = Duration::from_millis(250);
+
 /// Serves one connection: HTTP/1.1 or HTTP/2, with upgrades. Closes it when
 /// no complete request head arrived within `header_read_timeout` of the
 /// accept (later heads are timed by hyper from their first byte), when idle
@@ -771,7 +775,14 @@ where
         conn.as_mut().graceful_shutdown();
     }
     let idle = l.idle_timeout;
-    let first_head_deadline = tokio::time::Instant::now() + l.header_read_timeout;
+    let start = tokio::time::Instant::now();
+    let first_head_deadline = start + l.header_read_timeout;
+    // A shed reaches a connection still silent this young only once it is
+    // this old: its first head may be on the wire (sent with the TCP
+    // handshake's last packet), and closing it then resets a client that
+    // did nothing wrong. Any later shed closes a silent connection at once.
+    let shed_silent_at = start + l.header_read_timeout.min(SHED_GRACE);
+    let mut shed_pending = false;
     let mut idle_deadline = tokio::time::Instant::now() + idle;
     let silent = |r: &ConnRequests| !r.started.load(Ordering::Relaxed);
     loop {
@@ -789,7 +800,10 @@ where
                     break;
                 }
             }
-            Ok(()) = shed.changed(), if !closing => {
+            Ok(()) = shed.changed(), if !closing && !shed_pending => {
+                shed_pending = true;
+            }
+            _ = tokio::time::sleep_until(shed_silent_at), if shed_pending && !closing => {
                 if silent(&requests) {
                     break;
                 }

@@ -71,6 +71,32 @@ async fn c14_connection_cap_holds_extra_connections_back() {
     assert_eq!(second.await.unwrap().0.status(), 200);
 }
 
+/// The cap is the listener's, not each worker's (issue 16 item 7): with
+/// four workers and `max_connections = 2`, two held requests fill it and
+/// six more connections wait, wherever the kernel queued them (a cap per
+/// worker would serve one of them unless all six landed on the one worker
+/// holding both: (1/4)^6), and would let a slowloris hold four times as
+/// many.
+#[tokio::test]
+async fn c14_the_connection_cap_is_shared_by_the_workers() {
+    let mut up = upstream().await;
+    let gw = gateway(up.addr, "workers = 4\n[limits]\nmax_connections = 2").await;
+    let addr = gw.addr;
+    let held: Vec<_> = (0..2).map(|_| tokio::spawn(async move { get(addr, "/hold").await })).collect();
+    for _ in 0..2 {
+        up.seen.recv().await.unwrap();
+    }
+    let waiting: Vec<_> = (0..6).map(|_| tokio::spawn(async move { get(addr, "/ok").await })).collect();
+    let early = tokio::time::timeout(Duration::from_millis(300), async { up.seen.recv().await }).await;
+    assert!(early.is_err(), "a connection was served above the shared cap");
+    assert_eq!(gw.open_connections(), 2);
+    up.release.notify_one();
+    up.release.notify_one();
+    for h in held.into_iter().chain(waiting) {
+        assert_eq!(h.await.unwrap().0.status(), 200);
+    }
+}
+
 #[tokio::test]
 async fn c14_idle_keep_alive_connections_are_closed() {
     let up = upstream().await;
