@@ -75,14 +75,30 @@ impl IdentityHeaders {
     /// nothing).
     pub fn apply(&self, headers: &mut HeaderMap, id: &Identity) {
         for (name, src) in &self.entries {
+            // Each value is written once into its own buffer, which the
+            // header then owns (issue 16: this runs on every request).
             let value = match src {
-                ClaimSource::Subject => Some(encode(&id.subject)),
-                ClaimSource::Roles => Some(id.roles.iter().map(|r| encode(r)).collect::<Vec<_>>().join(",")),
-                ClaimSource::Claim(path) => id.claim(path).and_then(render),
+                ClaimSource::Subject => {
+                    let mut v = String::with_capacity(id.subject.len());
+                    encode_into(&mut v, &id.subject);
+                    v
+                }
+                ClaimSource::Roles => {
+                    let mut v = String::with_capacity(id.roles.iter().map(|r| r.len() + 1).sum());
+                    for (i, r) in id.roles.iter().enumerate() {
+                        if i > 0 {
+                            v.push(',');
+                        }
+                        encode_into(&mut v, r);
+                    }
+                    v
+                }
+                ClaimSource::Claim(path) => match id.claim(path).and_then(render) {
+                    Some(v) => v,
+                    None => continue,
+                },
             };
-            if let Some(v) = value
-                && let Ok(v) = HeaderValue::from_str(&v)
-            {
+            if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
                 headers.insert(name.clone(), v);
             }
         }
@@ -104,14 +120,22 @@ fn render(v: &Value) -> Option<String> {
 /// Percent-encodes everything but visible ASCII other than `%` and `,`.
 pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    encode_into(&mut out, s);
+    out
+}
+
+/// [`encode`], appending to `out`.
+fn encode_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {
         if (0x21..=0x7e).contains(&b) && b != b'%' && b != b',' {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -147,6 +171,26 @@ mod tests {
         crate::forwarded::strip_hop_by_hop(&mut h, false, &IdentityHeaders::default().names());
         assert!(h.contains_key("x-auth-subject"), "named in Connection, yet protected");
         assert!(!h.contains_key(http::header::CONNECTION));
+    }
+
+    /// `encode` writes hex itself (it used `format!`): every byte of every
+    /// character up to U+024F against the rule, spelled out.
+    #[test]
+    fn c23_encode_keeps_exactly_visible_ascii_but_percent_and_comma() {
+        for c in (0u32..0x250).filter_map(char::from_u32) {
+            let s = format!("a{c}b");
+            let want: String = s
+                .bytes()
+                .map(|b| {
+                    if (0x21..=0x7e).contains(&b) && b != b'%' && b != b',' {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            assert_eq!(encode(&s), want, "{c:?}");
+        }
     }
 
     #[test]

@@ -942,3 +942,13 @@ async fn c10_cookie_authenticated_unsafe_methods_need_the_csrf_checks() {
     let (_, _, up) = call_with_sessions(with_cookie(Method::POST, "/public", &cookie, &same), false).await;
     assert_eq!(up.unwrap()["x-auth-subject"], "carol");
 }
+
+/// `bearer`'s branch-free alphabet check is exactly RFC 7235's token68
+/// (without the `=` padding), byte by byte.
+#[test]
+fn c22_token68_is_exactly_the_rfc_alphabet() {
+    for b in 0..=255u8 {
+        let want = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        assert_eq!(is_token68(b), want, "{b:#04x}");
+    }
+}
