@@ -266,8 +266,18 @@ pub fn set_forwarding_headers(
     if let Ok(v) = HeaderValue::from_str(&client_ip) {
         headers.insert(X_REAL_IP, v);
     }
-    let for_part = if client.ip.is_ipv6() { format!("\"[{client_ip}]\"") } else { client_ip };
-    let mut fwd = format!("for={for_part};proto={proto}");
+    // Written into one buffer, no `format!` (issue 16: every request).
+    let mut fwd = String::with_capacity(64);
+    fwd.push_str("for=");
+    if client.ip.is_ipv6() {
+        fwd.push_str("\"[");
+        fwd.push_str(&client_ip);
+        fwd.push_str("]\"");
+    } else {
+        fwd.push_str(&client_ip);
+    }
+    fwd.push_str(";proto=");
+    fwd.push_str(proto);
     if let Some(h) = host.and_then(|h| h.to_str().ok())
         && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
     {
@@ -504,6 +514,19 @@ mod tests {
         assert_eq!(h["x-real-ip"], "203.0.113.9");
         assert_eq!(h["forwarded"], "for=203.0.113.9;proto=http;host=\"api.example.com\"");
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+    }
+
+    /// RFC 7239: an IPv6 node is quoted and bracketed; no host parameter
+    /// for a host that would need quoting rules of its own.
+    #[test]
+    fn c3_forwarded_quotes_an_ipv6_client() {
+        let mut h = map(&[]);
+        let p = peer("2001:db8::1");
+        let c = ClientInfo { ip: "2001:db8::1".parse().unwrap(), https: true, peer_trusted: false };
+        set_forwarding_headers(&mut h, &p, &c, Some(&HeaderValue::from_static("a b")));
+        assert_eq!(h["forwarded"], "for=\"[2001:db8::1]\";proto=https");
+        assert_eq!(h["x-real-ip"], "2001:db8::1");
+        assert_eq!(h["x-forwarded-proto"], "https");
     }
 
     #[test]
