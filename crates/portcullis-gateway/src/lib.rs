@@ -17,3 +17,4 @@ pub mod redis_store;
 pub mod server;
 pub mod stack;
 pub mod tls;
+mod upstream_pool;

@@ -1,4 +1,5 @@
-//! The upstream proxy: a pooled hyper client, streaming bodies both ways,
+//! The upstream proxy: pooled HTTP/1.1 connections (`upstream_pool`, one
+//! pool per worker), streaming bodies both ways,
 //! hop-by-hop stripping, forwarding headers, WebSocket passthrough, and the
 //! classification of upstream faults (502/504) and client faults (413/408).
 
@@ -11,9 +12,8 @@ use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use portcullis_layers::Body;
 use portcullis_layers::client::{ClientInfo, PeerAddr};
 use portcullis_layers::forwarded::{set_forwarding_headers, strip_hop_by_hop, wants_websocket};
@@ -23,6 +23,7 @@ use portcullis_layers::request_id::RequestId;
 use portcullis_layers::route::MatchedRoute;
 
 use crate::config::UpstreamConfig;
+use crate::upstream_pool::Pool;
 
 /// The proxy service at the core of the stack.
 #[derive(Clone)]
@@ -30,14 +31,15 @@ pub struct Proxy {
     // One pool per worker (`server.workers`), so a request and its upstream
     // connection's task run on the same thread. Behind an `Arc`: the
     // service is cloned per request, the pools' handles only once.
-    clients: Arc<[Client<HttpConnector, Body>]>,
+    pools: Arc<[Arc<Pool>]>,
     target: Arc<Target>,
 }
 
 #[derive(Clone)]
 struct Target {
-    scheme: http::uri::Scheme,
     authority: http::uri::Authority,
+    /// `Host` for a request that has none (HTTP/1.0): the upstream's.
+    host: HeaderValue,
     base_path: String,
     deadline: Duration,
     headers: Vec<(http::HeaderName, HeaderValue)>,
@@ -62,22 +64,26 @@ impl Proxy {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(up.connect_timeout));
         connector.enforce_http(true);
-        let clients = (0..workers.max(1))
+        let parts = up.url.clone().into_parts();
+        let scheme = parts.scheme.unwrap_or(http::uri::Scheme::HTTP);
+        let authority = parts.authority.unwrap_or_else(|| http::uri::Authority::from_static("127.0.0.1"));
+        let dst = Uri::builder()
+            .scheme(scheme)
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .unwrap_or_else(|_| Uri::from_static("http://127.0.0.1/"));
+        // Capped and reaped (issue 16 item 5): `upstream.max_idle_connections`
+        // and `upstream.idle_connection_timeout`, per worker.
+        let pools = (0..workers.max(1))
             .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    // Capped and reaped (issue 16 item 5): `upstream.max_idle_connections`
-                    // and `upstream.idle_connection_timeout`, per worker.
-                    .pool_idle_timeout(up.idle_connection_timeout)
-                    .pool_max_idle_per_host(up.max_idle_connections)
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .build(connector.clone())
+                Pool::new(connector.clone(), dst.clone(), up.max_idle_connections, up.idle_connection_timeout)
             })
             .collect();
-        let parts = up.url.clone().into_parts();
         let target = Target {
-            scheme: parts.scheme.unwrap_or(http::uri::Scheme::HTTP),
-            authority: parts.authority.unwrap_or_else(|| http::uri::Authority::from_static("127.0.0.1")),
+            host: HeaderValue::from_str(authority.as_str())
+                .unwrap_or_else(|_| HeaderValue::from_static("127.0.0.1")),
+            authority,
             base_path: up.base_path.clone(),
             deadline: up.timeout.min(request_timeout),
             headers: up
@@ -92,7 +98,7 @@ impl Proxy {
                 .collect(),
             protected,
         };
-        Proxy { clients, target: Arc::new(target) }
+        Proxy { pools, target: Arc::new(target) }
     }
 }
 
@@ -117,8 +123,8 @@ impl tower::Service<Request<ProxyBody>> for Proxy {
 
 impl Proxy {
     /// This worker's pool.
-    fn client(&self) -> &Client<HttpConnector, Body> {
-        &self.clients[crate::server::worker_index() % self.clients.len()]
+    fn pool(&self) -> &Arc<Pool> {
+        &self.pools[crate::server::worker_index() % self.pools.len()]
     }
 
     async fn forward(&self, mut req: Request<ProxyBody>) -> Response<Body> {
@@ -167,7 +173,7 @@ impl Proxy {
                 headers.insert(header::HOST, h.clone());
             }
             None => {
-                headers.remove(header::HOST);
+                headers.insert(header::HOST, self.target.host.clone());
             }
         }
         for (n, v) in &self.target.headers {
@@ -185,15 +191,8 @@ impl Proxy {
                 }
             }
         };
-        let uri = match Uri::builder()
-            .scheme(self.target.scheme.clone())
-            .authority(self.target.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-        {
-            Ok(u) => u,
-            Err(_) => return reject(RejectionKind::InvalidPath),
-        };
+        // Origin form: the connection is the upstream's.
+        let uri = Uri::from(path_and_query);
         let mut up = Request::new(body);
         *up.method_mut() = parts.method;
         *up.uri_mut() = uri;
@@ -202,7 +201,7 @@ impl Proxy {
 
         let client_fault = || outcome.as_ref().and_then(BodyOutcome::get).map(BodyLimitError::rejection);
         let id_str = id.as_ref().map(RequestId::as_str).unwrap_or("");
-        let mut res = match tokio::time::timeout(self.target.deadline, self.client().request(up)).await {
+        let mut res = match tokio::time::timeout(self.target.deadline, self.pool().send(up)).await {
             Err(_) => {
                 tracing::warn!(request_id = id_str, upstream = %self.target.authority, "upstream timed out");
                 return reject(client_fault().unwrap_or(RejectionKind::UpstreamTimeout));

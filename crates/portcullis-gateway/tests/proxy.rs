@@ -7,6 +7,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
@@ -485,4 +486,96 @@ async fn c14_workers_share_the_port_and_each_keeps_its_own_upstream_pool() {
     if let Ok(c) = tokio::net::TcpStream::connect(addr).await {
         panic!("a worker still accepts after the drain: {:?} -> {:?}", c.local_addr(), c.peer_addr());
     }
+}
+
+/// An upstream that answers 200 with keep-alive but closes each connection
+/// once it has answered `per_connection` requests and then been told to
+/// (`close`: its keep-alive timeout in effect), and reports each close.
+async fn closing_upstream(
+    per_connection: usize,
+    close: Arc<tokio::sync::Notify>,
+) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let closed_tx = closed_tx.clone();
+            let close = close.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut answered = 0;
+                while answered < per_connection {
+                    let mut chunk = [0u8; 4096];
+                    let Ok(n) = tcp.read(&mut chunk).await else { break };
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        answered += 1;
+                        let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                    }
+                }
+                // Told to close; unless the gateway closed first.
+                if answered >= per_connection {
+                    close.notified().await;
+                }
+                drop(tcp);
+                let _ = closed_tx.send(());
+            });
+        }
+    });
+    (addr, closed)
+}
+
+fn pool_config(up: SocketAddr, server: &str, upstream: &str) -> portcullis_gateway::config::Config {
+    config_from(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nlisten = \"127.0.0.1:0\"\n{server}[upstream]\nurl = \"http://{up}\"\n{upstream}{PUBLIC_CATCH_ALL}"
+    ))
+}
+
+/// Issue 16 (the pool of our own): a pooled connection the upstream has
+/// closed since (its keep-alive timeout) costs no request: each request
+/// here is answered on a connection the upstream closes once it is back in
+/// the pool, and every next request is answered (the pool skips a closed
+/// connection, or gets the unsent request back and sends it on a new one).
+#[tokio::test]
+async fn c14_a_connection_the_upstream_closed_is_not_reused() {
+    let close = Arc::new(tokio::sync::Notify::new());
+    let (up, mut closed) = closing_upstream(1, close.clone()).await;
+    let gw = portcullis_gateway::server::start(&pool_config(up, "workers = 1\n", "")).await.unwrap();
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    for i in 0..20 {
+        let req = Request::get("/x").header("host", "gw.test").body(Full::new(Bytes::new())).unwrap();
+        let res = sender.send_request(req).await.unwrap();
+        assert_eq!(res.status(), 200, "request {i} on a closed upstream connection");
+        let _ = http_body_util::BodyExt::collect(res.into_body()).await;
+        close.notify_one();
+        closed.recv().await.unwrap();
+    }
+}
+
+/// `upstream.idle_connection_timeout` (issue 16 item 5): an idle upstream
+/// connection is closed once idle that long, not before, and not much
+/// after (the pool looks every half timeout). Paused clock, one worker:
+/// the gateway runs on this runtime.
+#[tokio::test(start_paused = true)]
+async fn c14_idle_upstream_connections_close_after_the_idle_timeout() {
+    let (up, mut closed) = closing_upstream(usize::MAX, Arc::default()).await;
+    let cfg = pool_config(up, "workers = 1\n", "idle_connection_timeout = \"2s\"\n");
+    let gw = portcullis_gateway::server::start(&cfg).await.unwrap();
+    let (res, _) = get(gw.addr, "/x").await;
+    assert_eq!(res.status(), 200);
+    let idle_since = tokio::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), closed.recv()).await.expect("never closed").unwrap();
+    let idle = idle_since.elapsed();
+    assert!(
+        idle >= Duration::from_secs(2) && idle <= Duration::from_secs(3) + Duration::from_millis(100),
+        "closed after {idle:?}"
+    );
 }
