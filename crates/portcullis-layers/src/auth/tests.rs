@@ -952,3 +952,46 @@ fn c22_token68_is_exactly_the_rfc_alphabet() {
         assert_eq!(is_token68(b), want, "{b:#04x}");
     }
 }
+
+/// What `bearer` makes of each `Authorization` value, directly (through
+/// the layer an invalid value and a bad token are both 401, so only this
+/// tells them apart). Cases from a targeted `cargo mutants` run on
+/// `bearer`: the padding bound, the empty token, a bad byte anywhere,
+/// three good bytes (a fold that toggled would refuse them).
+#[test]
+fn c22_bearer_reads_exactly_one_token68() {
+    let read = |values: &[&str]| {
+        let mut h = http::HeaderMap::new();
+        for v in values {
+            h.append(http::header::AUTHORIZATION, HeaderValue::from_bytes(v.as_bytes()).unwrap());
+        }
+        match bearer(&h) {
+            Bearer::Absent => "absent".to_owned(),
+            Bearer::Invalid => "invalid".to_owned(),
+            Bearer::Token(t) => format!("token {t}"),
+        }
+    };
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "absent"),
+        (&["Basic YWxpY2U6cHc="], "absent"),
+        (&["Bearer abc"], "token abc"),
+        (&["bearer   abc"], "token abc"),
+        (&["BEARER a-b.c_d~e+f/g=="], "token a-b.c_d~e+f/g=="),
+        (&["Bearer abc=="], "token abc=="),
+        (&["Bearer ="], "invalid"),
+        (&["Bearer"], "invalid"),
+        (&["Bearer "], "invalid"),
+        (&["Bearer a$b"], "invalid"),
+        (&["Bearer $ab"], "invalid"),
+        (&["Bearer abc$"], "invalid"),
+        (&["Bearer abc$=="], "invalid"),
+        (&["Bearer a=b"], "invalid"),
+        (&["Bearer a b"], "invalid"),
+        (&["Bearer abc", "Bearer abc"], "invalid"),
+        (&["Basic \u{e9}"], "invalid"),
+        (&["Bearer abc\u{e9}"], "invalid"),
+    ];
+    for (values, want) in cases {
+        assert_eq!(read(values), *want, "{values:?}");
+    }
+}
