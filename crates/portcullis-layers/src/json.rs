@@ -191,6 +191,31 @@ impl State<'_> {
         }
         Ok(())
     }
+
+    /// The depth rule for an array or object opened at `depth`. This and
+    /// [`State::key`] are the container rules of both `parse_strict` and
+    /// `check_strict`, written once so the two can't disagree.
+    fn open<E: de::Error>(&self, depth: usize) -> Result<(), E> {
+        if depth > self.limits.max_depth {
+            return Err(self.fail(Pending::Deep, None));
+        }
+        Ok(())
+    }
+
+    /// The rules of an object key: its length, one more entry, no
+    /// prototype key (when forbidden), no repeat (`repeated`: the object
+    /// already has it).
+    fn key<E: de::Error>(&self, key: &str, repeated: bool) -> Result<(), E> {
+        self.string(key, Some(key))?;
+        self.entry()?;
+        if self.limits.forbid_prototype_keys && is_prototype_key(key) {
+            return Err(self.fail(Pending::Prototype, Some(key)));
+        }
+        if repeated {
+            return Err(self.fail(Pending::Duplicate, Some(key)));
+        }
+        Ok(())
+    }
 }
 
 /// Parses one JSON document strictly; see the module documentation.
@@ -258,9 +283,7 @@ impl<'de> Visitor<'de> for Check<'_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let st = self.state;
-        if self.depth > st.limits.max_depth {
-            return Err(st.fail(Pending::Deep, None));
-        }
+        st.open(self.depth)?;
         let mut len = 0usize;
         loop {
             match seq.next_element_seed(Check { state: st, depth: self.depth + 1 }) {
@@ -279,19 +302,10 @@ impl<'de> Visitor<'de> for Check<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let st = self.state;
-        if self.depth > st.limits.max_depth {
-            return Err(st.fail(Pending::Deep, None));
-        }
+        st.open(self.depth)?;
         let mut seen = Keys::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            st.string(&key, Some(&key))?;
-            st.entry()?;
-            if st.limits.forbid_prototype_keys && is_prototype_key(&key) {
-                return Err(st.fail(Pending::Prototype, Some(&key)));
-            }
-            if seen.contains(&key) {
-                return Err(st.fail(Pending::Duplicate, Some(&key)));
-            }
+            st.key(&key, seen.contains(&key))?;
             match map.next_value_seed(Check { state: st, depth: self.depth + 1 }) {
                 Ok(()) => seen.insert(key),
                 Err(e) => {
@@ -418,9 +432,7 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let st = self.state;
-        if self.depth > st.limits.max_depth {
-            return Err(st.fail(Pending::Deep, None));
-        }
+        st.open(self.depth)?;
         let mut out = Vec::new();
         loop {
             match seq.next_element_seed(Seed { state: st, depth: self.depth + 1 }) {
@@ -439,19 +451,10 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let st = self.state;
-        if self.depth > st.limits.max_depth {
-            return Err(st.fail(Pending::Deep, None));
-        }
+        st.open(self.depth)?;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            st.string(&key, Some(&key))?;
-            st.entry()?;
-            if st.limits.forbid_prototype_keys && is_prototype_key(&key) {
-                return Err(st.fail(Pending::Prototype, Some(&key)));
-            }
-            if out.contains_key(&key) {
-                return Err(st.fail(Pending::Duplicate, Some(&key)));
-            }
+            st.key(&key, out.contains_key(&key))?;
             match map.next_value_seed(Seed { state: st, depth: self.depth + 1 }) {
                 Ok(v) => {
                     out.insert(key, v);
