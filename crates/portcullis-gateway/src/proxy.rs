@@ -64,20 +64,19 @@ impl Proxy {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(up.connect_timeout));
         connector.enforce_http(true);
-        let parts = up.url.clone().into_parts();
-        let scheme = parts.scheme.unwrap_or(http::uri::Scheme::HTTP);
-        let authority = parts.authority.unwrap_or_else(|| http::uri::Authority::from_static("127.0.0.1"));
-        let dst = Uri::builder()
-            .scheme(scheme)
-            .authority(authority.clone())
-            .path_and_query("/")
-            .build()
-            .unwrap_or_else(|_| Uri::from_static("http://127.0.0.1/"));
+        let authority =
+            up.url.authority().cloned().unwrap_or_else(|| http::uri::Authority::from_static("127.0.0.1"));
         // Capped and reaped (issue 16 item 5): `upstream.max_idle_connections`
-        // and `upstream.idle_connection_timeout`, per worker.
+        // and `upstream.idle_connection_timeout`, per worker. The connector
+        // dials the URL's scheme, host and port.
         let pools = (0..workers.max(1))
             .map(|_| {
-                Pool::new(connector.clone(), dst.clone(), up.max_idle_connections, up.idle_connection_timeout)
+                Pool::new(
+                    connector.clone(),
+                    up.url.clone(),
+                    up.max_idle_connections,
+                    up.idle_connection_timeout,
+                )
             })
             .collect();
         let target = Target {

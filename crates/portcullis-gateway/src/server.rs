@@ -307,28 +307,26 @@ impl Drop for OpenConn {
 
 /// Binds one listener; the error names the address and the config key
 /// that set it ("address already in use" alone says neither).
-async fn bind(key: &str, addr: std::net::SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("{key} = \"{addr}\": {e}")))
+fn bind(key: &str, addr: SocketAddr) -> io::Result<TcpListener> {
+    let mut one = bind_workers(key, addr, 1)?;
+    TcpListener::from_std(one.remove(0))
 }
 
-/// Binds the main listener once per worker. One worker: a plain socket.
-/// More: each socket sets `SO_REUSEPORT`, so the kernel spreads new
-/// connections over the workers by their addresses; a plain bind first
-/// proves the address free, so a second Portcullis started by mistake is
-/// refused ("address in use") rather than silently sharing the port.
-fn bind_workers(addr: SocketAddr, workers: usize) -> io::Result<Vec<std::net::TcpListener>> {
-    let at = |e: io::Error| io::Error::new(e.kind(), format!("server.listen = \"{addr}\": {e}"));
-    if workers <= 1 {
-        let l = std::net::TcpListener::bind(addr).map_err(at)?;
-        l.set_nonblocking(true).map_err(at)?;
-        return Ok(vec![l]);
-    }
-    if addr.port() != 0 {
+/// Binds `key`'s listener once per worker, each with tokio's backlog
+/// (1024). More than one worker: each socket sets `SO_REUSEPORT`, so the
+/// kernel spreads new connections over the workers by their addresses; a
+/// plain bind first proves the address free, so a second Portcullis
+/// started by mistake is refused ("address in use") rather than silently
+/// sharing the port.
+fn bind_workers(key: &str, addr: SocketAddr, workers: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let at = |e: io::Error| io::Error::new(e.kind(), format!("{key} = \"{addr}\": {e}"));
+    let shared = workers > 1;
+    if shared && addr.port() != 0 {
         drop(std::net::TcpListener::bind(addr).map_err(at)?);
     }
     let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(workers);
     let mut addr = addr;
-    for _ in 0..workers {
+    for _ in 0..workers.max(1) {
         let socket = socket2::Socket::new(
             socket2::Domain::for_address(addr),
             socket2::Type::STREAM,
@@ -336,7 +334,9 @@ fn bind_workers(addr: SocketAddr, workers: usize) -> io::Result<Vec<std::net::Tc
         )
         .map_err(at)?;
         socket.set_reuse_address(true).map_err(at)?;
-        socket.set_reuse_port(true).map_err(at)?;
+        if shared {
+            socket.set_reuse_port(true).map_err(at)?;
+        }
         socket.set_nonblocking(true).map_err(at)?;
         socket.bind(&addr.into()).map_err(at)?;
         socket.listen(1024).map_err(at)?;
@@ -412,15 +412,15 @@ pub async fn start_with_clock(
         shed: watch::channel(0).1,
     };
 
-    let mut workers = bind_workers(cfg.server.listen, cfg.server.workers)?.into_iter();
+    let mut workers = bind_workers("server.listen", cfg.server.listen, cfg.server.workers)?.into_iter();
     let main = TcpListener::from_std(workers.next().ok_or_else(|| io::Error::other("no listener"))?)?;
     let addr = main.local_addr()?;
     let redirect = match cfg.server.redirect_http {
-        Some(a) => Some(bind("server.redirect_http", a).await?),
+        Some(a) => Some(bind("server.redirect_http", a)?),
         None => None,
     };
     let admin = match cfg.admin {
-        Some(a) => Some(bind("admin.listen", a).await?),
+        Some(a) => Some(bind("admin.listen", a)?),
         None => None,
     };
     let redirect_addr = redirect.as_ref().map(TcpListener::local_addr).transpose()?;
@@ -783,7 +783,7 @@ where
     // did nothing wrong. Any later shed closes a silent connection at once.
     let shed_silent_at = start + l.header_read_timeout.min(SHED_GRACE);
     let mut shed_pending = false;
-    let mut idle_deadline = tokio::time::Instant::now() + idle;
+    let mut idle_deadline = start + idle;
     let silent = |r: &ConnRequests| !r.started.load(Ordering::Relaxed);
     loop {
         tokio::select! {

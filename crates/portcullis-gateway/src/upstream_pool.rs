@@ -35,7 +35,7 @@ use tower::Service;
 /// Connections to one upstream, for one worker.
 pub(crate) struct Pool {
     connector: HttpConnector,
-    /// `scheme://authority` of the upstream, what the connector dials.
+    /// The upstream's URL: the connector dials its scheme, host and port.
     dst: Uri,
     max_idle: usize,
     idle_timeout: Duration,
@@ -46,6 +46,13 @@ pub(crate) struct Pool {
 struct Idle {
     tx: SendRequest<Body>,
     since: tokio::time::Instant,
+}
+
+impl Idle {
+    /// Still worth keeping: open and idle for less than `timeout`.
+    fn usable(&self, timeout: Duration) -> bool {
+        !self.tx.is_closed() && self.since.elapsed() < timeout
+    }
 }
 
 /// Why a request got no response from the upstream.
@@ -102,9 +109,10 @@ impl Pool {
             };
             match tx.try_send_request(req).await {
                 Ok(res) => {
-                    // A connection that switched protocols is the tunnel's.
-                    let back = (res.status() != StatusCode::SWITCHING_PROTOCOLS && self.max_idle > 0)
-                        .then(|| (tx, Arc::downgrade(self)));
+                    // A connection that switched protocols is the tunnel's;
+                    // `give_back` applies the cap.
+                    let back =
+                        (res.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| (tx, Arc::downgrade(self)));
                     return Ok(res.map(|inner| PooledBody { inner, back }));
                 }
                 Err(mut e) => match e.take_message() {
@@ -123,7 +131,7 @@ impl Pool {
     fn checkout(&self) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(i) = idle.pop() {
-            if i.tx.is_ready() && i.since.elapsed() < self.idle_timeout {
+            if i.tx.is_ready() && i.usable(self.idle_timeout) {
                 return Some(i.tx);
             }
         }
@@ -173,7 +181,7 @@ async fn reap(pool: Weak<Pool>, idle_timeout: Duration) {
         tick.tick().await;
         let Some(pool) = pool.upgrade() else { return };
         let mut idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain(|i| !i.tx.is_closed() && i.since.elapsed() < idle_timeout);
+        idle.retain(|i| i.usable(idle_timeout));
     }
 }
 
