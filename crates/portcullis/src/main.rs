@@ -102,6 +102,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve { config, listen, pid_file, watch } => {
+            // Read before the load: a change made while it runs is then a
+            // change to `--watch`, never taken for what was loaded.
+            let seen = if watch { Watched::read_all(std::slice::from_ref(&config)) } else { Vec::new() };
             let cfg = match load(&config, listen) {
                 Ok(c) => c,
                 Err(problems) => {
@@ -115,7 +118,7 @@ fn main() -> ExitCode {
                 }
             };
             let opts = ServeOpts { path: config, listen, pid_file, watch };
-            run(|| async move { serve(cfg, opts).await })
+            run(|| async move { serve(cfg, opts, seen).await })
         }
         Command::Reload { pid_file } => match send_reload(&pid_file) {
             Ok(pid) => {
@@ -227,7 +230,9 @@ fn load(path: &std::path::Path, listen: Option<SocketAddr>) -> Result<Config, co
     Ok(c)
 }
 
-async fn serve(cfg: Config, opts: ServeOpts) -> anyhow::Result<()> {
+/// `seen`: the watched files as read before `cfg` was loaded (empty
+/// without `--watch`).
+async fn serve(cfg: Config, opts: ServeOpts, seen: Vec<Seen>) -> anyhow::Result<()> {
     logging::init();
     for w in &cfg.warnings.0 {
         tracing::warn!(target: "portcullis", at = %w.at, "{}", w.message);
@@ -246,7 +251,7 @@ async fn serve(cfg: Config, opts: ServeOpts) -> anyhow::Result<()> {
         upstream = %cfg.upstream.url,
         "portcullis started"
     );
-    let mut watched = opts.watch.then(|| Watched::read(&opts.path, &cfg));
+    let mut watched = opts.watch.then(|| Watched::new(&opts.path, cfg, seen));
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut signals = Signals::new();
@@ -256,23 +261,22 @@ async fn serve(cfg: Config, opts: ServeOpts) -> anyhow::Result<()> {
                 Signal::Stop => break,
                 Signal::Reload => {
                     tracing::info!(target: "portcullis", trigger = "signal", "reloading");
+                    let seen = watched.as_ref().map(|w| w.read(&opts.path));
                     let new = reload(&running, &opts).await;
-                    if let (Some(w), Some(cfg)) = (&mut watched, &new) {
-                        *w = Watched::read(&opts.path, cfg);
+                    if let (Some(w), Some(cfg), Some(seen)) = (&mut watched, new, seen) {
+                        *w = Watched::new(&opts.path, cfg, seen);
                     }
                 }
             },
             _ = tick.tick(), if watched.is_some() => {
                 let Some(w) = &mut watched else { continue };
-                if !w.changed(&opts.path) {
-                    continue;
-                }
+                let Some(seen) = w.changed(&opts.path) else { continue };
                 tracing::info!(target: "portcullis", trigger = "watch", "reloading");
-                // A refused file is not retried until it changes again.
-                *w = match reload(&running, &opts).await {
-                    Some(cfg) => Watched::read(&opts.path, &cfg),
-                    None => Watched::read(&opts.path, &w.cfg),
-                };
+                // A refused file is not retried until it changes again:
+                // changes from the bytes read here, which may be a file
+                // caught half-written, so its completion is a change.
+                let cfg = reload(&running, &opts).await.unwrap_or_else(|| w.cfg.clone());
+                *w = Watched::new(&opts.path, cfg, seen);
             }
         }
     }
@@ -320,11 +324,17 @@ async fn reload(running: &server::Running, opts: &ServeOpts) -> Option<Config> {
 
 /// What `--watch` compares: the configuration file and the TLS files it
 /// names, as bytes (a mounted secret is replaced by a symlink swap, which
-/// leaves modification times unreliable).
+/// leaves modification times unreliable). The bytes kept are the ones
+/// read *before* the load they led to, so a write that lands during a
+/// load (or a file read half-written and refused) is seen as a change at
+/// the next tick instead of being taken for what was loaded.
 struct Watched {
     cfg: Config,
-    contents: Vec<Option<Vec<u8>>>,
+    seen: Vec<Seen>,
 }
+
+/// One watched file and its bytes (`None`: it could not be read).
+type Seen = (PathBuf, Option<Vec<u8>>);
 
 impl Watched {
     fn files(path: &std::path::Path, cfg: &Config) -> Vec<PathBuf> {
@@ -336,16 +346,36 @@ impl Watched {
         f
     }
 
-    fn read(path: &std::path::Path, cfg: &Config) -> Watched {
-        let contents = Watched::files(path, cfg).iter().map(|f| std::fs::read(f).ok()).collect();
-        Watched { cfg: cfg.clone(), contents }
+    fn read_all(files: &[PathBuf]) -> Vec<Seen> {
+        files.iter().map(|f| (f.clone(), std::fs::read(f).ok())).collect()
     }
 
-    fn changed(&self, path: &std::path::Path) -> bool {
-        Watched::files(path, &self.cfg)
-            .iter()
-            .map(|f| std::fs::read(f).ok())
-            .ne(self.contents.iter().cloned())
+    /// The files `cfg` makes watched, with the bytes in `before` (read
+    /// before `cfg` was loaded) for those it holds; a file `cfg` names
+    /// for the first time is read now.
+    fn new(path: &std::path::Path, cfg: Config, mut before: Vec<Seen>) -> Watched {
+        let seen = Watched::files(path, &cfg)
+            .into_iter()
+            .map(|f| match before.iter().position(|(p, _)| *p == f) {
+                Some(i) => before.swap_remove(i),
+                None => {
+                    let bytes = std::fs::read(&f).ok();
+                    (f, bytes)
+                }
+            })
+            .collect();
+        Watched { cfg, seen }
+    }
+
+    /// The watched files as they are now.
+    fn read(&self, path: &std::path::Path) -> Vec<Seen> {
+        Watched::read_all(&Watched::files(path, &self.cfg))
+    }
+
+    /// The files as they are now, when they differ from what was seen.
+    fn changed(&self, path: &std::path::Path) -> Option<Vec<Seen>> {
+        let now = self.read(path);
+        (now != self.seen).then_some(now)
     }
 }
 
@@ -488,4 +518,50 @@ impl Signals {
 async fn wait_for_signal() {
     let mut s = Signals::new();
     while !matches!(s.next().await, Signal::Stop) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        config::from_str(text, std::path::Path::new("."), &|_| None).unwrap()
+    }
+
+    /// C4 (`--watch`): what is compared is the bytes read before the
+    /// load, so a write that lands while a reload reads the file, or a
+    /// file read half-written and refused, is a change at the next tick.
+    /// (Comparing with a read made after the reload lost both: CI hung on
+    /// a `--watch` reload that read a truncated file, was refused, and was
+    /// never retried.)
+    #[test]
+    fn c4_watch_compares_with_what_was_read_before_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("portcullis.toml");
+        let a = "[upstream]\nurl = \"http://127.0.0.1:1\"\n[[route]]\npath = \"/a\"\npublic = true\n";
+        let b = "[upstream]\nurl = \"http://127.0.0.1:2\"\n[[route]]\npath = \"/a\"\npublic = true\n";
+
+        // Caught half-written (truncated, not yet written): refused; then
+        // the writer finishes before the watcher looks again.
+        std::fs::write(&path, "").unwrap();
+        let seen = Watched::read_all(std::slice::from_ref(&path));
+        std::fs::write(&path, a).unwrap();
+        let w = Watched::new(&path, config(a), seen);
+        let now = w.changed(&path).expect("the completed file is a change");
+        assert_eq!(now, vec![(path.clone(), Some(a.as_bytes().to_vec()))]);
+
+        // Loaded and kept: no change until the file changes.
+        let w = Watched::new(&path, config(a), now);
+        assert!(w.changed(&path).is_none());
+        std::fs::write(&path, b).unwrap();
+        assert!(w.changed(&path).is_some());
+
+        // A file that goes away is a change too (and one that can't be
+        // read stays `None`, so it is not reloaded on every tick).
+        let w = Watched::new(&path, config(a), Watched::read_all(std::slice::from_ref(&path)));
+        std::fs::remove_file(&path).unwrap();
+        let gone = w.changed(&path).expect("a removed file is a change");
+        assert_eq!(gone, vec![(path.clone(), None)]);
+        assert!(Watched::new(&path, config(a), gone).changed(&path).is_none());
+    }
 }

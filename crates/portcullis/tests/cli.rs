@@ -267,9 +267,7 @@ async fn c30_serve_logs_one_redacted_json_line_per_request_and_drains_on_sigterm
     // SIGTERM: graceful shutdown, exit 0.
     let pid = child.id().unwrap().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    while let Some(line) = lines.next_line().await.unwrap() {
-        captured.push(line);
-    }
+    read_to_exit(&mut lines, &mut captured).await;
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
     let status = child.wait().await.unwrap();
@@ -446,9 +444,7 @@ async fn c24_identity_with_the_real_binary_logs_no_secret() {
 
     let pid = child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    while let Some(line) = lines.next_line().await.unwrap() {
-        captured.push(line);
-    }
+    read_to_exit(&mut lines, &mut captured).await;
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
     child.wait().await.unwrap();
@@ -506,18 +502,44 @@ async fn serve_names_a_taken_address_and_listen_overrides_it() {
     assert!(line.contains("\"upstream\":\"127.0.0.1:9\""), "{line}");
 }
 
+/// How long a log line the test waits for may take: a deadline that turns
+/// a hang into a failure that names what never came (CI once spent its 90
+/// minutes on a reload that was never logged), never a pause.
+const LOG_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Reads log lines until one contains `needle`; returns it.
 async fn wait_for_line(
     lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     needle: &str,
     seen: &mut Vec<String>,
 ) -> String {
-    loop {
-        let line = lines.next_line().await.unwrap().unwrap_or_else(|| panic!("exited before {needle:?}"));
-        seen.push(line.clone());
-        if line.contains(needle) {
-            return line;
+    let wait = async {
+        loop {
+            let line = lines.next_line().await.unwrap().unwrap_or_else(|| panic!("exited before {needle:?}"));
+            seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
         }
+    };
+    match tokio::time::timeout(LOG_DEADLINE, wait).await {
+        Ok(line) => line,
+        Err(_) => panic!("no log line with {needle:?} within {LOG_DEADLINE:?}; seen:\n{}", seen.join("\n")),
+    }
+}
+
+/// Reads log lines until the process closes its output (after SIGTERM).
+async fn read_to_exit(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    seen: &mut Vec<String>,
+) {
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push(line);
+        }
+    };
+    if tokio::time::timeout(LOG_DEADLINE, read).await.is_err() {
+        panic!("still running {LOG_DEADLINE:?} after SIGTERM; seen:\n{}", seen.join("\n"));
     }
 }
 
@@ -573,9 +595,7 @@ async fn c4_reload_by_signal_and_by_watch_keeps_serving_through_a_refused_file()
 
     let pid = child.id().unwrap().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    while let Some(line) = lines.next_line().await.unwrap() {
-        seen.push(line);
-    }
+    read_to_exit(&mut lines, &mut seen).await;
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
     assert!(seen.join("\n").contains("stopped"));
     assert!(!pid_file.exists(), "the pid file outlived the process");
