@@ -29,11 +29,15 @@ async fn c12_two_processes_share_one_limit() {
     let api = portcullis_gateway::demo::start_naive_api("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("portcullis.toml");
+    // A generous store timeout: this test is about one shared count, not
+    // timeouts (tests/ratelimit.rs has those). In a debug build beside a
+    // test hashing passwords, the first connect and script load once took
+    // longer than the 100 ms default, and fail_closed answered 503.
     std::fs::write(
         &config,
         format!(
             "[admin]\nenabled = false\n[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{api}\"\n\
-             [state]\nredis = \"{}\"\n[rate_limit_options]\non_store_error = \"fail_closed\"\n\
+             [state]\nredis = \"{}\"\nredis_timeout = \"5s\"\n[rate_limit_options]\non_store_error = \"fail_closed\"\n\
              [[rate_limit]]\nname = \"api\"\nroutes = [\"/api/**\"]\nkey = \"global\"\nlimit = 25\nwindow = \"1h\"\n\
              [[route]]\npath = \"/**\"\npublic = true\n",
             redis.url()
@@ -115,6 +119,10 @@ async fn c24_c15_two_processes_share_postgres_and_a_redis_cluster() {
     .unwrap();
     let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
     let config = dir.path().join("portcullis.toml");
+    // A generous store timeout: this test is about one shared count, not
+    // timeouts (tests/ratelimit.rs has those). In a debug build beside a
+    // test hashing passwords, the first connect and script load once took
+    // longer than the 100 ms default, and fail_closed answered 503.
     std::fs::write(
         &config,
         format!(
