@@ -23,6 +23,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+mod scan;
+
 /// Bounds applied while parsing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JsonLimits {
@@ -233,7 +235,21 @@ pub fn parse_strict(bytes: &[u8], limits: &JsonLimits) -> Result<Value, JsonErro
 /// no allocation for a string or key written without escapes. For bodies
 /// nothing else looks into (no schema, no injection scan), which is every
 /// JSON body under the default policy (issue 16).
+///
+/// A document that passes is decided by one scan of our own (see
+/// `json/scan.rs`: strings eight bytes at a time, no serde machinery);
+/// one it does not pass is checked again by the serde_json-based checker,
+/// which names the error, so the scan only has to be right about passing.
 pub fn check_strict(bytes: &[u8], limits: &JsonLimits) -> Result<(), JsonError> {
+    if scan::passes(bytes, limits) {
+        return Ok(());
+    }
+    check_with_serde(bytes, limits)
+}
+
+/// [`check_strict`]'s decision with serde_json's tokenizer: the error and
+/// its pointer when the scan does not pass a document.
+fn check_with_serde(bytes: &[u8], limits: &JsonLimits) -> Result<(), JsonError> {
     let state =
         State { limits, entries: Cell::new(0), error: Cell::new(None), trail: RefCell::new(Vec::new()) };
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -648,6 +664,135 @@ mod tests {
             let got = check_strict(doc.as_bytes(), &l);
             prop_assert_eq!(&got, &parse_strict(doc.as_bytes(), &l).map(|_| ()));
             prop_assert_eq!(got.is_err(), dup < n);
+        }
+    }
+
+    proptest! {
+        /// Issue 16 item 4: the scan passes exactly what the serde_json
+        /// checker passes: never more (that would be a bypass), and no
+        /// less (every document it does not pass is checked twice), on
+        /// random bytes...
+        #[test]
+        fn scan_passes_as_serde_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let l = JsonLimits::default();
+            prop_assert_eq!(scan::passes(&bytes, &l), check_with_serde(&bytes, &l).is_ok());
+        }
+
+        /// ... on JSON-shaped text around every rule and every corner of
+        /// the grammar (numbers, escapes, surrogates, whitespace, UTF-8,
+        /// control bytes) ...
+        #[test]
+        fn scan_passes_as_serde_on_json_shaped_text(
+            tokens in proptest::collection::vec(prop_oneof![
+                Just("{"), Just("}"), Just("["), Just("]"), Just(","), Just(":"),
+                Just("\"a\""), Just("\"\\u0061\""), Just("\"__proto__\""), Just("\"\\u005f_proto__\""),
+                Just("\"constructor\""), Just("\"abcdefghijk\""), Just("\"\\ud800\""), Just("\"\\udc00\""),
+                Just("\"\\ud83d\\ude00\""), Just("\"\\ud83d\\u0041\""), Just("\"\\n\\/\\\"\""), Just("\"\\x\""),
+                Just("\"\u{e9}\u{1f600}\""), Just("\"a\u{1}\""), Just("\"a\tb\""), Just("\"\u{7f}\""), Just("\""),
+                Just("0"), Just("01"), Just("-"), Just("-0"), Just("1."), Just("1.5"), Just(".5"), Just("1e5"),
+                Just("1E+5"), Just("2e-400"), Just("1e999"), Just("-1e309"), Just("1.7976931348623157e308"),
+                Just("123456789012345678901234567890"), Just("+1"),
+                Just("true"), Just("tru"), Just("false"), Just("null"), Just("nul"), Just("NaN"),
+                Just(" "), Just("\t"), Just("\r\n"), Just("\u{a0}"), Just("\u{feff}"), Just("\"a/b~c\""),
+            ], 0..40),
+            depth in 1usize..6,
+            entries in 1usize..12,
+            len in 1usize..10,
+            proto: bool,
+        ) {
+            let l = JsonLimits { max_depth: depth, max_entries: entries, max_string_len: len, forbid_prototype_keys: proto };
+            let text = tokens.concat();
+            prop_assert_eq!(scan::passes(text.as_bytes(), &l), check_with_serde(text.as_bytes(), &l).is_ok(), "{}", text);
+        }
+
+        /// ... and on every valid document, which it must pass by itself
+        /// (the figure in docs/performance.md depends on it).
+        #[test]
+        fn scan_passes_valid_documents(v in arb_json()) {
+            let text = serde_json::to_vec(&v).unwrap();
+            prop_assert!(scan::passes(&text, &JsonLimits::default()));
+            let pretty = serde_json::to_vec_pretty(&v).unwrap();
+            prop_assert!(scan::passes(&pretty, &JsonLimits::default()));
+        }
+
+        /// Objects past the linear key scan: a repeat anywhere, decided
+        /// as the serde_json checker does.
+        #[test]
+        fn scan_finds_a_repeat_in_a_large_object(n in 1usize..60, dup in 0usize..60, escaped: bool) {
+            let mut doc = String::from("{");
+            for i in 0..n {
+                doc.push_str(&format!("\"k{i}\":{{\"k{i}\":[{i}]}},"));
+            }
+            let last = if escaped { format!("\"\\u006b{dup}\":0}}") } else { format!("\"k{dup}\":0}}") };
+            doc.push_str(&last);
+            let l = JsonLimits::default();
+            prop_assert_eq!(scan::passes(doc.as_bytes(), &l), dup >= n);
+            prop_assert_eq!(check_with_serde(doc.as_bytes(), &l).is_ok(), dup >= n);
+        }
+    }
+
+    /// Bytes that are not UTF-8, inside a string or out of one, and
+    /// control bytes written raw: none passes, as serde_json passes none.
+    #[test]
+    fn scan_refuses_what_is_not_utf8_or_is_a_raw_control_byte() {
+        let l = JsonLimits::default();
+        for doc in [
+            &b"\"\xff\""[..],
+            b"\"abcdefgh\xc3\"",
+            b"[\"\xed\xa0\x80\"]",
+            b"{\"\xc0\xaf\":1}",
+            b"\"\xf4\x90\x80\x80\"",
+            b"\xef\xbb\xbf{}",
+            b"[1]\xc2\xa0",
+            b"\"tab\there\"",
+            b"\"abcdefghijklmnop\x7f\x00\"",
+            b"{\"k\n\":1}",
+        ] {
+            assert!(!scan::passes(doc, &l), "{}", String::from_utf8_lossy(doc));
+            assert!(check_with_serde(doc, &l).is_err(), "{}", String::from_utf8_lossy(doc));
+        }
+        for doc in [&b"\"\xc3\xa9\xf0\x9f\x98\x80 \x7f\""[..], b"{\"\xc3\xa9\":\"\xe2\x82\xac\"}"] {
+            assert!(scan::passes(doc, &l), "{}", String::from_utf8_lossy(doc));
+            assert!(check_with_serde(doc, &l).is_ok(), "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    /// serde_json's own recursion limit (it refuses the 128th nested
+    /// container whatever `max_depth` allows): the scan stops where it
+    /// stops, through arrays and objects.
+    #[test]
+    fn scan_stops_at_serde_s_recursion_limit() {
+        let l = JsonLimits { max_depth: 1000, ..JsonLimits::default() };
+        for d in 120..=132 {
+            let arrays = format!("{}{}", "[".repeat(d), "]".repeat(d));
+            let objects = format!("{}1{}", "{\"a\":".repeat(d), "}".repeat(d));
+            for doc in [arrays, objects] {
+                let serde = check_with_serde(doc.as_bytes(), &l).is_ok();
+                assert_eq!(serde, d <= 127, "depth {d}");
+                assert_eq!(scan::passes(doc.as_bytes(), &l), serde, "depth {d}");
+            }
+        }
+    }
+
+    /// The bench's 1 MB document (bench/instructions) is passed by the
+    /// scan alone, and a string's length counts its unescaped bytes.
+    #[test]
+    fn scan_passes_the_bench_document_and_counts_unescaped_lengths() {
+        let item = format!("{{\"name\":\"{}\",\"n\":12345}}", "y".repeat(300));
+        let big = format!("{{\"items\":[{}]}}", vec![item; 3125].join(","));
+        assert!(scan::passes(big.as_bytes(), &JsonLimits::default()));
+        let l = JsonLimits { max_string_len: 4, ..JsonLimits::default() };
+        // "\u00e9\u00e9" is 4 bytes unescaped (12 written); the pair is 4.
+        for (doc, ok) in [
+            (r#"["\u00e9\u00e9"]"#, true),
+            (r#"["\u00e9\u00e9a"]"#, false),
+            (r#"["\ud83d\ude00"]"#, true),
+            (r#"["\ud83d\ude00a"]"#, false),
+            (r#"{"\u0061bcd":1}"#, true),
+            (r#"{"\u0061bcde":1}"#, false),
+        ] {
+            assert_eq!(scan::passes(doc.as_bytes(), &l), ok, "{doc}");
+            assert_eq!(check_with_serde(doc.as_bytes(), &l).is_ok(), ok, "{doc}");
         }
     }
 

@@ -1,0 +1,384 @@
+//! The fast path of [`check_strict`](super::check_strict): one pass over
+//! the bytes that says whether a document passes every rule of
+//! [`parse_strict`](super::parse_strict), building nothing (issue 16
+//! item 4).
+//!
+//! It only ever answers "passes" or "look closer": a document it does not
+//! pass goes to the serde_json-based checker, which decides and names the
+//! error and its pointer. So it must never pass what serde_json or a rule
+//! refuses (a parser differential there is a bypass); passing less is only
+//! slower. Property tests hold it to the serde_json checker's decision on
+//! random bytes and JSON-shaped text (`json::tests::scan_*`), and the fuzz
+//! target `json_input` does the same on coverage-guided inputs.
+//!
+//! Where the time goes in a body: strings. A string's end is found with
+//! `memchr2` (SIMD) for its quote or a backslash, and its bytes are then
+//! checked eight at a time for anything that is not printable ASCII (see
+//! [`plain`]); only a string with such bytes is looked at byte by byte
+//! (control bytes) and checked as UTF-8. Outside strings the grammar
+//! admits ASCII only, so no other UTF-8 check is needed.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use super::{JsonLimits, PROTOTYPE_KEYS};
+
+/// serde_json refuses the 128th nested array or object whatever
+/// `max_depth` allows (its recursion limit): the deepest it parses is 127.
+const SERDE_MAX_DEPTH: usize = 127;
+
+/// Objects with more keys than this check repeats with a hash set.
+const FEW_KEYS: usize = 16;
+
+/// Whether `bytes` is one JSON document that passes every rule.
+pub(super) fn passes(bytes: &[u8], limits: &JsonLimits) -> bool {
+    let mut s = Scanner { b: bytes, i: 0, limits, entries: 0, keys: Vec::new() };
+    s.document().is_some()
+}
+
+struct Scanner<'a, 'l> {
+    b: &'a [u8],
+    i: usize,
+    limits: &'l JsonLimits,
+    entries: usize,
+    /// The decoded keys of the objects open now, outermost first (an
+    /// object's own start in it is on the call stack), as bytes: a key
+    /// that passed the string checks is UTF-8, so bytes compare as text.
+    keys: Vec<Cow<'a, [u8]>>,
+}
+
+/// `None` everywhere below: not passed here (the serde_json checker looks).
+impl<'a> Scanner<'a, '_> {
+    fn document(&mut self) -> Option<()> {
+        self.ws();
+        self.value(1)?;
+        self.ws();
+        (self.i == self.b.len()).then_some(())
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// JSON's four whitespace bytes, and no other.
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
+            b'"' => {
+                let len = self.string()?.len;
+                (len <= self.limits.max_string_len).then_some(())
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b[self.i..].starts_with(word).then(|| self.i += word.len())
+    }
+
+    fn entry(&mut self) -> Option<()> {
+        self.entries += 1;
+        (self.entries <= self.limits.max_entries).then_some(())
+    }
+
+    fn open(&mut self, depth: usize) -> Option<()> {
+        (depth <= self.limits.max_depth && depth <= SERDE_MAX_DEPTH).then(|| self.i += 1)
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        self.open(depth)?;
+        self.ws();
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.value(depth + 1)?;
+            self.entry()?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                }
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Option<()> {
+        self.open(depth)?;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        let start = self.keys.len();
+        let mut many: Option<HashSet<Cow<'a, [u8]>>> = None;
+        let done = loop {
+            if self.peek()? != b'"' {
+                break None;
+            }
+            let key = self.key()?;
+            if key.len() > self.limits.max_string_len
+                || (self.limits.forbid_prototype_keys && PROTOTYPE_KEYS.iter().any(|p| p.as_bytes() == &*key))
+            {
+                break None;
+            }
+            self.entry()?;
+            let repeated = match &mut many {
+                Some(set) => !set.insert(key.clone()),
+                None => self.keys[start..].contains(&key),
+            };
+            if repeated {
+                break None;
+            }
+            if many.is_none() {
+                self.keys.push(key);
+                if self.keys.len() - start > FEW_KEYS {
+                    many = Some(self.keys.drain(start..).collect());
+                }
+            }
+            self.ws();
+            if self.peek()? != b':' {
+                break None;
+            }
+            self.i += 1;
+            self.ws();
+            self.value(depth + 1)?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                }
+                b'}' => {
+                    self.i += 1;
+                    break Some(());
+                }
+                _ => break None,
+            }
+        };
+        self.keys.truncate(start);
+        done
+    }
+
+    /// A string as a key, decoded: borrowed from the document unless it
+    /// has escapes.
+    fn key(&mut self) -> Option<Cow<'a, [u8]>> {
+        let s = self.string()?;
+        let raw = &self.b[s.start..s.end];
+        if !s.escaped {
+            return Some(Cow::Borrowed(raw));
+        }
+        let mut out = Vec::with_capacity(s.len);
+        let mut rest = raw;
+        while let Some(at) = memchr::memchr(b'\\', rest) {
+            out.extend_from_slice(&rest[..at]);
+            let (c, used) = escape(&rest[at..])?;
+            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+            rest = &rest[at + used..];
+        }
+        out.extend_from_slice(rest);
+        Some(Cow::Owned(out))
+    }
+
+    /// Scans the string the cursor is on (at its quote) to just past its
+    /// closing quote: no control byte, valid UTF-8, every escape valid.
+    fn string(&mut self) -> Option<Str> {
+        let start = self.i + 1;
+        let mut i = start;
+        let mut len = 0;
+        let mut escaped = false;
+        let end = loop {
+            let at = i + memchr::memchr2(b'"', b'\\', self.b.get(i..)?)?;
+            len += at - i;
+            if self.b[at] == b'"' {
+                break at;
+            }
+            let (c, used) = escape(&self.b[at..])?;
+            len += c.len_utf8();
+            escaped = true;
+            i = at + used;
+        };
+        let raw = &self.b[start..end];
+        if !plain(raw) && (raw.iter().any(|&c| c < 0x20) || std::str::from_utf8(raw).is_err()) {
+            return None;
+        }
+        self.i = end + 1;
+        Some(Str { start, end, len, escaped })
+    }
+
+    /// A number as RFC 8259 writes it. serde_json refuses one whose value
+    /// is not a finite f64; that needs an exponent or more than 300
+    /// integer digits, and such a number is parsed by serde_json itself.
+    fn number(&mut self) -> Option<()> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        let int_start = self.i;
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        let long = self.i - int_start > 300;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            self.some_digits()?;
+        }
+        let mut exponent = false;
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            self.some_digits()?;
+            exponent = true;
+        }
+        if exponent || long {
+            serde_json::from_slice::<serde_json::Value>(&self.b[start..self.i]).ok()?;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Option<()> {
+        let from = self.i;
+        self.digits();
+        (self.i > from).then_some(())
+    }
+}
+
+/// A scanned string: its raw bytes between the quotes, its length once
+/// unescaped, whether it has escapes.
+struct Str {
+    start: usize,
+    end: usize,
+    len: usize,
+    escaped: bool,
+}
+
+/// One escape at the start of `b` (on its backslash): the character and
+/// the bytes it took. A surrogate must come as a pair (`\ud83d\ude00`);
+/// one alone is refused, as serde_json refuses it.
+fn escape(b: &[u8]) -> Option<(char, usize)> {
+    let c = match *b.get(1)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let hi = hex4(b.get(2..6)?)?;
+            return match hi {
+                0xD800..=0xDBFF => {
+                    if b.get(6..8)? != b"\\u" {
+                        return None;
+                    }
+                    let lo = hex4(b.get(8..12)?)?;
+                    if !(0xDC00..=0xDFFF).contains(&lo) {
+                        return None;
+                    }
+                    let c = 0x10000 + ((u32::from(hi) - 0xD800) << 10) + (u32::from(lo) - 0xDC00);
+                    Some((char::from_u32(c)?, 12))
+                }
+                _ => Some((char::from_u32(u32::from(hi))?, 6)),
+            };
+        }
+        _ => return None,
+    };
+    Some((c, 2))
+}
+
+fn hex4(b: &[u8]) -> Option<u16> {
+    b.iter().try_fold(0u16, |n, &c| Some(n << 4 | char::from(c).to_digit(16)? as u16))
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether every byte is printable ASCII or DEL (0x20..=0x7F), eight at a
+/// time: in `(w - ONES * 0x20) | w`, a byte's high bit is set when it is
+/// 0x80 or more, or when it is under 0x20 (its subtraction borrows). A
+/// borrow only starts at a byte under 0x20, so a word without one has no
+/// false flag, and a word with one is flagged anyway.
+fn plain(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(8);
+    let mut flags = 0;
+    for w in words.by_ref() {
+        let w = u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
+        flags |= w.wrapping_sub(ONES * 0x20) | w;
+    }
+    flags & HIGHS == 0 && words.remainder().iter().all(|&c| (0x20..0x80).contains(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The word trick agrees with a byte loop for every byte value at
+    /// every position of every length up to three words.
+    #[test]
+    fn plain_is_exactly_printable_ascii() {
+        let by_byte = |b: &[u8]| b.iter().all(|&c| (0x20..0x80).contains(&c));
+        for len in 0..24 {
+            for at in 0..len {
+                for c in 0..=255u8 {
+                    let mut b = vec![b'a'; len];
+                    b[at] = c;
+                    assert_eq!(plain(&b), by_byte(&b), "{b:?}");
+                    // A borrow from a low byte into its neighbour.
+                    if at + 1 < len {
+                        b[at + 1] = 0x20;
+                        assert_eq!(plain(&b), by_byte(&b), "{b:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn escapes_decode_as_json_says() {
+        assert_eq!(escape(br#"\u0041"#), Some(('A', 6)));
+        assert_eq!(escape(br#"\ud83d\ude00"#), Some(('\u{1F600}', 12)));
+        assert_eq!(escape(br#"\u00e9x"#), Some(('\u{e9}', 6)));
+        assert_eq!(escape(br#"\n"#), Some(('\n', 2)));
+        for bad in [
+            &br#"\ud800"#[..],
+            br#"\udc00"#,
+            br#"\ud83d\u0041"#,
+            br#"\ud83dx\ude00"#,
+            br#"\u12g4"#,
+            br#"\x"#,
+            br#"\"#,
+            br#"\u12"#,
+        ] {
+            assert_eq!(escape(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}
