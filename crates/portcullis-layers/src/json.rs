@@ -718,16 +718,50 @@ mod tests {
         /// Objects past the linear key scan: a repeat anywhere, decided
         /// as the serde_json checker does.
         #[test]
-        fn scan_finds_a_repeat_in_a_large_object(n in 1usize..60, dup in 0usize..60, escaped: bool) {
+        fn scan_finds_a_repeat_in_a_large_object(
+            n in 1usize..60,
+            dup in 0usize..60,
+            escaped: bool,
+            escaped_first: bool,
+        ) {
+            // Keys written with escapes and without, on either side of
+            // the repeat (they are kept apart once the object has many).
+            let k = if escaped_first { "\\u006b" } else { "k" };
             let mut doc = String::from("{");
             for i in 0..n {
-                doc.push_str(&format!("\"k{i}\":{{\"k{i}\":[{i}]}},"));
+                doc.push_str(&format!("\"{k}{i}\":{{\"k{i}\":[{i}]}},"));
             }
             let last = if escaped { format!("\"\\u006b{dup}\":0}}") } else { format!("\"k{dup}\":0}}") };
             doc.push_str(&last);
             let l = JsonLimits::default();
             prop_assert_eq!(scan::passes(doc.as_bytes(), &l), dup >= n);
             prop_assert_eq!(check_with_serde(doc.as_bytes(), &l).is_ok(), dup >= n);
+        }
+    }
+
+    /// Strings of every length around the scan's byte-by-byte start
+    /// (`SHORT`), with an escape, a non-ASCII character, DEL or a control
+    /// byte at every position, as a key and as a value: the scan decides
+    /// as the serde_json checker does, and passes what it accepts.
+    #[test]
+    fn scan_decides_strings_of_every_length_as_serde() {
+        let l = JsonLimits::default();
+        let specials: [&[u8]; 8] = [b"\\n", b"\\\"", b"\\u00e9", b"\xc3\xa9", b"\x7f", b"\x01", b"\xff", b"\\"];
+        for len in 0..24 {
+            for at in 0..=len {
+                for sp in specials {
+                    let mut s = vec![b'a'; len];
+                    s.splice(at..at, sp.iter().copied());
+                    for doc in [
+                        [&b"{\""[..], &s, b"\":1}"].concat(),
+                        [&b"[\""[..], &s, b"\",2]"].concat(),
+                        [&b"{\""[..], &s, b"\":\"", &s, b"\"}"].concat(),
+                    ] {
+                        let serde = check_with_serde(&doc, &l).is_ok();
+                        assert_eq!(scan::passes(&doc, &l), serde, "{}", String::from_utf8_lossy(&doc));
+                    }
+                }
+            }
         }
     }
 
