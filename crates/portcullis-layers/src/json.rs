@@ -24,6 +24,9 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 mod scan;
+mod subset;
+
+pub(crate) use subset::Node as SchemaSubset;
 
 /// Bounds applied while parsing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,6 +248,19 @@ pub fn check_strict(bytes: &[u8], limits: &JsonLimits) -> Result<(), JsonError> 
         return Ok(());
     }
     check_with_serde(bytes, limits)
+}
+
+/// Whether `bytes` passes [`check_strict`] and is valid against a schema
+/// in the subset the scan checks (`json/subset.rs`). `false` decides
+/// nothing: parse the document and validate it to know, and why.
+pub(crate) fn passes_schema_subset(bytes: &[u8], limits: &JsonLimits, schema: &SchemaSubset) -> bool {
+    scan::passes_schema(bytes, limits, Some(schema))
+}
+
+/// The subset form of a compiled schema document, or `None` when it uses
+/// a keyword outside the subset. `modern`: draft 2019-09 or 2020-12.
+pub(crate) fn schema_subset(doc: &Value, modern: bool) -> Option<SchemaSubset> {
+    subset::compile(doc, modern)
 }
 
 /// [`check_strict`]'s decision with serde_json's tokenizer: the error and
@@ -746,7 +762,8 @@ mod tests {
     #[test]
     fn scan_decides_strings_of_every_length_as_serde() {
         let l = JsonLimits::default();
-        let specials: [&[u8]; 8] = [b"\\n", b"\\\"", b"\\u00e9", b"\xc3\xa9", b"\x7f", b"\x01", b"\xff", b"\\"];
+        let specials: [&[u8]; 8] =
+            [b"\\n", b"\\\"", b"\\u00e9", b"\xc3\xa9", b"\x7f", b"\x01", b"\xff", b"\\"];
         for len in 0..24 {
             for at in 0..=len {
                 for sp in specials {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::media::{self, BodyKind, DecodeError, Encoding, MediaError};
 use super::query::{self, coerce_single};
 use super::{Finding, InjectionClass, InjectionMode, InputPolicy, ParamSchema, detect, reason};
-use crate::json::{JsonError, check_strict, parse_strict, push_segment};
+use crate::json::{JsonError, check_strict, parse_strict, passes_schema_subset, push_segment};
 use crate::rejection::{RejectionKind, Violation};
 use crate::route::MatchedRoute;
 
@@ -162,6 +162,19 @@ pub(crate) fn body(
         // it (the same refusals; issue 16).
         BodyKind::Json if policy.body.is_none() && policy.injection == InjectionMode::Off => {
             return check_strict(bytes, &policy.json).map_err(json_finding);
+        }
+        // A schema the scan can check: passed without building the
+        // document; anything else, or a document it does not pass, is
+        // parsed and validated below, which decides and says why.
+        BodyKind::Json
+            if policy.injection == InjectionMode::Off
+                && policy
+                    .body
+                    .as_ref()
+                    .and_then(|s| s.schema.subset())
+                    .is_some_and(|n| passes_schema_subset(bytes, &policy.json, n)) =>
+        {
+            return Ok(());
         }
         BodyKind::Json => parse_strict(bytes, &policy.json).map_err(json_finding)?,
         BodyKind::Form => {

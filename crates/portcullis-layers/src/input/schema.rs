@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use super::reason;
 use crate::config_error::ConfigError;
-use crate::json::push_segment;
+use crate::json::{SchemaSubset, push_segment, schema_subset};
 use crate::rejection::Violation;
 
 /// Which JSON Schema dialect a document is written in.
@@ -58,6 +58,9 @@ pub struct Schema {
     validator: Validator,
     /// The document after defaults were applied (for parameter shapes).
     doc: Value,
+    /// The same schema as the JSON scan checks it, when it is written in
+    /// that subset (issue 16: a body checked without building it).
+    subset: Option<SchemaSubset>,
 }
 
 impl Schema {
@@ -87,9 +90,9 @@ impl Schema {
             ));
         }
         let mut doc = doc.clone();
+        let modern = matches!(draft, Draft::Draft201909 | Draft::Draft202012);
         if unknown == UnknownFields::Reject {
-            let unevaluated = matches!(draft, Draft::Draft201909 | Draft::Draft202012);
-            close_objects(&mut doc, unevaluated, false);
+            close_objects(&mut doc, modern, false);
         }
         let validator = jsonschema::options()
             .with_draft(draft)
@@ -104,7 +107,13 @@ impl Schema {
                     format!("invalid schema: {e}"),
                 )
             })?;
-        Ok(Schema { validator, doc })
+        let subset = schema_subset(&doc, modern);
+        Ok(Schema { validator, doc, subset })
+    }
+
+    /// The schema in the subset the JSON scan checks, if it is written in it.
+    pub(crate) fn subset(&self) -> Option<&SchemaSubset> {
+        self.subset.as_ref()
     }
 
     /// The document as compiled.
@@ -277,6 +286,10 @@ fn close_map(map: &mut Map<String, Value>, unevaluated: bool) {
         close_objects(schema, unevaluated, false);
     }
 }
+
+#[cfg(test)]
+#[path = "subset_tests.rs"]
+mod subset_tests;
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,7 @@
 
 use std::collections::HashSet;
 
+use super::subset::{self, Node};
 use super::{JsonLimits, PROTOTYPE_KEYS};
 
 /// serde_json refuses the 128th nested array or object whatever
@@ -56,8 +57,14 @@ static PLAIN: [bool; 256] = {
 
 /// Whether `bytes` is one JSON document that passes every rule.
 pub(super) fn passes(bytes: &[u8], limits: &JsonLimits) -> bool {
+    passes_schema(bytes, limits, None)
+}
+
+/// [`passes`], and the document is valid against `schema` (a schema in
+/// the [`subset`]).
+pub(super) fn passes_schema(bytes: &[u8], limits: &JsonLimits, schema: Option<&Node>) -> bool {
     let mut s = Scanner { b: bytes, i: 0, limits, entries: 0, keys: Vec::new(), decoded: Vec::new() };
-    s.document().is_some()
+    s.document(schema).is_some()
 }
 
 struct Scanner<'a, 'l> {
@@ -85,9 +92,9 @@ struct Key {
 
 /// `None` everywhere below: not passed here (the serde_json checker looks).
 impl<'a> Scanner<'a, '_> {
-    fn document(&mut self) -> Option<()> {
+    fn document(&mut self, schema: Option<&Node>) -> Option<()> {
         self.ws();
-        self.value(1)?;
+        self.value(1, schema)?;
         self.ws();
         (self.i == self.b.len()).then_some(())
     }
@@ -105,19 +112,43 @@ impl<'a> Scanner<'a, '_> {
 
     /// Scalars here, containers in calls of their own: the recursion goes
     /// through `object` and `array` only, so a scalar costs no call.
+    /// `schema`: what the value must also be (`None`: anything).
     #[inline(always)]
-    fn value(&mut self, depth: usize) -> Option<()> {
+    fn value(&mut self, depth: usize, schema: Option<&Node>) -> Option<()> {
+        let allows = |t| schema.is_none_or(|n| n.allows(t));
         match self.peek()? {
-            b'{' => self.object(depth),
-            b'[' => self.array(depth),
-            b'"' => {
-                let len = self.string()?.len;
-                (len <= self.limits.max_string_len).then_some(())
+            b'{' if allows(subset::OBJECT) => self.object(depth, schema),
+            b'[' if allows(subset::ARRAY) => self.array(depth, schema),
+            b'"' if allows(subset::STRING) => {
+                let s = self.string()?;
+                if s.len > self.limits.max_string_len {
+                    return None;
+                }
+                match schema {
+                    // A length counts characters: bytes only when ASCII.
+                    Some(n) if n.counts_strings() => {
+                        (s.ascii && (n.min_len..=n.max_len).contains(&s.len)).then_some(())
+                    }
+                    _ => Some(()),
+                }
             }
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.number(),
+            b't' if allows(subset::BOOLEAN) => self.literal(b"true"),
+            b'f' if allows(subset::BOOLEAN) => self.literal(b"false"),
+            b'n' if allows(subset::NULL) => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => {
+                let start = self.i;
+                let integer = self.number()?;
+                let Some(n) = schema else { return Some(()) };
+                let typed = n.allows(subset::NUMBER) || (integer && n.allows(subset::INTEGER));
+                if !typed {
+                    return None;
+                }
+                if n.bounds_numbers() {
+                    let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+                    return (integer && n.in_bounds(text.parse().ok()?)).then_some(());
+                }
+                Some(())
+            }
             _ => None,
         }
     }
@@ -136,39 +167,44 @@ impl<'a> Scanner<'a, '_> {
     }
 
     #[inline(never)]
-    fn array(&mut self, depth: usize) -> Option<()> {
+    fn array(&mut self, depth: usize, schema: Option<&Node>) -> Option<()> {
         self.open(depth)?;
         self.ws();
+        let items = schema.and_then(|n| n.items.as_deref());
+        let mut count = 0;
         if self.peek()? == b']' {
             self.i += 1;
-            return Some(());
-        }
-        loop {
-            self.value(depth + 1)?;
-            self.entry()?;
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.ws();
+        } else {
+            loop {
+                self.value(depth + 1, items)?;
+                self.entry()?;
+                count += 1;
+                self.ws();
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        self.ws();
+                    }
+                    b']' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
                 }
-                b']' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
             }
         }
+        schema.is_none_or(|n| (n.min_items..=n.max_items).contains(&count)).then_some(())
     }
 
     #[inline(never)]
-    fn object(&mut self, depth: usize) -> Option<()> {
+    fn object(&mut self, depth: usize, schema: Option<&Node>) -> Option<()> {
         self.open(depth)?;
         self.ws();
         if self.peek()? == b'}' {
             self.i += 1;
-            return Some(());
+            return schema.is_none_or(|n| n.required == 0).then_some(());
         }
+        let mut seen = 0;
         let start = self.keys.len();
         let decoded_start = self.decoded.len();
         let mut many: Option<Box<Many<'a>>> = None;
@@ -203,13 +239,27 @@ impl<'a> Scanner<'a, '_> {
                     many = Some(set);
                 }
             }
+            // The value's schema: its property's, or none when the object
+            // allows others (a repeat was refused above, so `seen` counts
+            // each name once).
+            let child = match schema {
+                None => None,
+                Some(n) => match n.property(self.bytes(key)) {
+                    Some(p) => {
+                        seen |= p.required;
+                        Some(&p.node)
+                    }
+                    None if n.additional => None,
+                    None => break None,
+                },
+            };
             self.ws();
             if self.peek()? != b':' {
                 break None;
             }
             self.i += 1;
             self.ws();
-            self.value(depth + 1)?;
+            self.value(depth + 1, child)?;
             self.ws();
             match self.peek()? {
                 b',' => {
@@ -218,7 +268,7 @@ impl<'a> Scanner<'a, '_> {
                 }
                 b'}' => {
                     self.i += 1;
-                    break Some(());
+                    break schema.is_none_or(|n| seen == n.required).then_some(());
                 }
                 _ => break None,
             }
@@ -264,7 +314,7 @@ impl<'a> Scanner<'a, '_> {
         }
         if self.b.get(i) == Some(&b'"') {
             self.i = i + 1;
-            return Some(Str { start, end: i, len: i - start, escaped: false });
+            return Some(Str { start, end: i, len: i - start, escaped: false, ascii: true });
         }
         self.string_rest(start, i)
     }
@@ -287,17 +337,21 @@ impl<'a> Scanner<'a, '_> {
             i = at + used;
         };
         let raw = &self.b[from..end];
-        if !plain(raw) && (raw.iter().any(|&c| c < 0x20) || std::str::from_utf8(raw).is_err()) {
+        let plain = plain(raw);
+        if !plain && (raw.iter().any(|&c| c < 0x20) || std::str::from_utf8(raw).is_err()) {
             return None;
         }
         self.i = end + 1;
-        Some(Str { start, end, len, escaped })
+        Some(Str { start, end, len, escaped, ascii: plain && !escaped })
     }
 
     /// A number as RFC 8259 writes it. serde_json refuses one whose value
     /// is not a finite f64; that needs an exponent or more than 300
     /// integer digits, and such a number is parsed by serde_json itself.
-    fn number(&mut self) -> Option<()> {
+    /// `Some(true)`: an integer of at most 18 digits, no fraction, no
+    /// exponent, not `-0` (an `i64` whatever its digits, and an integer
+    /// to every JSON Schema draft).
+    fn number(&mut self) -> Option<bool> {
         let start = self.i;
         if self.peek() == Some(b'-') {
             self.i += 1;
@@ -309,7 +363,8 @@ impl<'a> Scanner<'a, '_> {
             _ => return None,
         }
         let long = self.i - int_start > 300;
-        if self.peek() == Some(b'.') {
+        let fraction = self.peek() == Some(b'.');
+        if fraction {
             self.i += 1;
             self.some_digits()?;
         }
@@ -325,7 +380,10 @@ impl<'a> Scanner<'a, '_> {
         if exponent || long {
             serde_json::from_slice::<serde_json::Value>(&self.b[start..self.i]).ok()?;
         }
-        Some(())
+        // serde_json reads `-0` as the float -0.0, which draft 4 does not
+        // take for an integer.
+        let negative_zero = int_start > start && self.b[int_start] == b'0';
+        Some(!exponent && !fraction && !negative_zero && self.i - int_start <= 18)
     }
 
     fn digits(&mut self) {
@@ -370,6 +428,8 @@ struct Str {
     end: usize,
     len: usize,
     escaped: bool,
+    /// Printable ASCII written as it is: its length is its character count.
+    ascii: bool,
 }
 
 /// One escape at the start of `b` (on its backslash): the character and
