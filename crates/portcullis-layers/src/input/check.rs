@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::media::{self, BodyKind, DecodeError, Encoding, MediaError};
 use super::query::{self, coerce_single};
 use super::{Finding, InjectionClass, InjectionMode, InputPolicy, ParamSchema, detect, reason};
-use crate::json::{JsonError, check_strict, parse_strict, passes_schema_subset, push_segment};
+use crate::json::{JsonError, check_strict, parse_strict, push_segment};
 use crate::rejection::{RejectionKind, Violation};
 use crate::route::MatchedRoute;
 
@@ -168,11 +168,7 @@ pub(crate) fn body(
         // parsed and validated below, which decides and says why.
         BodyKind::Json
             if policy.injection == InjectionMode::Off
-                && policy
-                    .body
-                    .as_ref()
-                    .and_then(|s| s.schema.subset())
-                    .is_some_and(|n| passes_schema_subset(bytes, &policy.json, n)) =>
+                && policy.body.as_ref().is_some_and(|s| s.schema.scan_passes(bytes, &policy.json)) =>
         {
             return Ok(());
         }

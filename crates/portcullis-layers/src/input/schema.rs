@@ -112,8 +112,20 @@ impl Schema {
     }
 
     /// The schema in the subset the JSON scan checks, if it is written in it.
+    #[cfg(test)]
     pub(crate) fn subset(&self) -> Option<&SchemaSubset> {
         self.subset.as_ref()
+    }
+
+    /// Whether the JSON scan passes `bytes` as a strict document valid
+    /// against this schema, without building it: what the input layer
+    /// does first with a body. `false` decides nothing (the schema is not
+    /// in the scan's subset, or the scan defers): parse and [`check`]
+    /// to know. Public for the fuzz target `json_input`.
+    ///
+    /// [`check`]: Schema::check
+    pub fn scan_passes(&self, bytes: &[u8], limits: &crate::json::JsonLimits) -> bool {
+        self.subset.as_ref().is_some_and(|n| crate::json::passes_schema_subset(bytes, limits, n))
     }
 
     /// The document as compiled.
