@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 mod scan;
 mod subset;
 
+#[cfg(feature = "input")]
 pub(crate) use subset::Node as SchemaSubset;
 
 /// Bounds applied while parsing.
@@ -253,12 +254,14 @@ pub fn check_strict(bytes: &[u8], limits: &JsonLimits) -> Result<(), JsonError> 
 /// Whether `bytes` passes [`check_strict`] and is valid against a schema
 /// in the subset the scan checks (`json/subset.rs`). `false` decides
 /// nothing: parse the document and validate it to know, and why.
+#[cfg(feature = "input")]
 pub(crate) fn passes_schema_subset(bytes: &[u8], limits: &JsonLimits, schema: &SchemaSubset) -> bool {
     scan::passes_schema(bytes, limits, Some(schema))
 }
 
 /// The subset form of a compiled schema document, or `None` when it uses
 /// a keyword outside the subset. `modern`: draft 2019-09 or 2020-12.
+#[cfg(feature = "input")]
 pub(crate) fn schema_subset(doc: &Value, modern: bool) -> Option<SchemaSubset> {
     subset::compile(doc, modern)
 }
