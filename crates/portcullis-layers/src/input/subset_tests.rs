@@ -301,6 +301,24 @@ fn subset_does_not_pass_what_jsonschema_refuses() {
     }
 }
 
+/// `unevaluatedProperties: false` written by the user (2020-12, no
+/// composition) closes the object as `additionalProperties: false` does;
+/// an empty schema (`{}`, or `true`) takes any value, objects with any
+/// keys included.
+#[test]
+fn subset_reads_unevaluated_properties_and_empty_schemas() {
+    let limits = JsonLimits::default();
+    let closed = json!({"type": "object", "properties": {"a": {}}, "unevaluatedProperties": false});
+    let s = Schema::compile(&closed, Dialect::Auto, UnknownFields::Allow).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(s.subset().is_some());
+    assert!(!s.scan_passes(br#"{"a":1,"b":2}"#, &limits));
+    assert!(!s.check(&json!({"a": 1, "b": 2}), "/body", &mut Vec::new()), "jsonschema agrees");
+    assert!(s.scan_passes(br#"{"a":{"x":[1,{"y":null}]}}"#, &limits));
+    let open = json!({"properties": {"a": {}, "t": true}});
+    let s = Schema::compile(&open, Dialect::Auto, UnknownFields::Allow).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(s.scan_passes(br#"{"a":{"x":1},"t":{"y":2},"b":{"c":"d"}}"#, &limits));
+}
+
 /// Keywords outside the subset anywhere leave the whole schema to
 /// `jsonschema`; so do forms of listed keywords the scan does not check.
 #[test]
