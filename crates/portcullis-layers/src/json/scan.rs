@@ -179,17 +179,8 @@ impl<'a> Scanner<'a, '_> {
                 self.value(depth + 1, items)?;
                 self.entry()?;
                 count += 1;
-                self.ws();
-                match self.peek()? {
-                    b',' => {
-                        self.i += 1;
-                        self.ws();
-                    }
-                    b']' => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.after_member(b']')? {
+                    break;
                 }
             }
         }
@@ -260,22 +251,32 @@ impl<'a> Scanner<'a, '_> {
             self.i += 1;
             self.ws();
             self.value(depth + 1, child)?;
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.ws();
-                }
-                b'}' => {
-                    self.i += 1;
-                    break schema.is_none_or(|n| seen == n.required).then_some(());
-                }
-                _ => break None,
+            match self.after_member(b'}') {
+                Some(false) => {}
+                Some(true) => break schema.is_none_or(|n| seen == n.required).then_some(()),
+                None => break None,
             }
         };
         self.keys.truncate(start);
         self.decoded.truncate(decoded_start);
         done
+    }
+
+    /// After an array's or an object's member: `,` and more to come
+    /// (`false`), or `close` and the container ends (`true`).
+    #[inline(always)]
+    fn after_member(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let c = self.peek()?;
+        if c == b',' {
+            self.i += 1;
+            self.ws();
+            return Some(false);
+        }
+        (c == close).then(|| {
+            self.i += 1;
+            true
+        })
     }
 
     fn bytes(&self, k: Key) -> &[u8] {
