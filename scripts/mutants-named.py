@@ -25,7 +25,7 @@ BREAKS = [
     ("8 algorithm list not enforced by the verifier", "auth/jwt.rs",
      "    if !policy.algorithms.contains(&alg) {\n        return Err(TokenError::AlgorithmNotAllowed);\n    }\n", "", "auth::"),
     ("3 object depth check deleted", "json.rs",
-     "        if self.depth > st.limits.max_depth {\n            return Err(st.fail(Pending::Deep, None));\n        }\n        let mut out = Map::new();",
+     "        st.open(self.depth)?;\n        let mut out = Map::new();",
      "        let mut out = Map::new();", "json::"),
     ("3 object members not one level deeper", "json.rs",
      "map.next_value_seed(Seed { state: st, depth: self.depth + 1 })", "map.next_value_seed(Seed { state: st, depth: self.depth })", "json::"),
